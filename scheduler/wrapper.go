@@ -33,9 +33,10 @@ func CheckDirective(v string) error {
 // already prefixed, e.g. "#SBATCH -J x"), then the POSIX sh wrapper that every adapter shares. The
 // wrapper cds to spec.Dir, touches BeginFile, exports spec.Env, runs TaskFile (directly when it starts
 // with "#!", else with /bin/sh) with stdout/stderr to OutFile/ErrFile, and writes the exit code to
-// ExitCodeFile atomically (temp file + rename). USR2 (the schedulers' pre-time-limit warning), TERM
-// and INT are trapped: the task is sent TERM and 128+signal is recorded, so a killed job still leaves
-// an exit code (140 for USR2, 143 for TERM, 130 for INT).
+// ExitCodeFile atomically (temp file + rename). TERM and INT are trapped: the task is sent TERM and
+// 128+signal is recorded (143, 130), so a killed job still leaves an exit code. USR2, the
+// schedulers' warning before a time-limit kill, records 140 at once and lets the task run on; the
+// kill that follows keeps 140, and a task that still finishes in time records its own code.
 func RenderWrapper(spec JobSpec, directives []string) ([]byte, error) {
 	if !strings.HasPrefix(spec.Dir, "/") {
 		return nil, fmt.Errorf("task dir %q is not absolute", spec.Dir)
@@ -86,18 +87,27 @@ var ErrEmptyScript = errors.New("task script is empty")
 
 const wrapperBody = `ferry_pid=''
 ferry_done=0
+ferry_timelimit=0
 ferry_write_exit() {
   printf '%s\n' "$1" > .exitcode.tmp.$$ && mv -f .exitcode.tmp.$$ .exitcode
 }
+# USR2 is the scheduler's warning that the time limit is near: record 140 now, in case the kill
+# that follows leaves no time, and let the task use the rest of its time.
+ferry_on_usr2() {
+  ferry_timelimit=1
+  [ "$ferry_done" = 0 ] && ferry_write_exit 140
+}
 ferry_on_signal() {
+  ferry_code=$1
+  [ "$ferry_timelimit" = 1 ] && ferry_code=140
   if [ "$ferry_done" = 0 ]; then
     ferry_done=1
     [ -n "$ferry_pid" ] && kill -TERM "$ferry_pid" 2>/dev/null
-    ferry_write_exit "$1"
+    ferry_write_exit "$ferry_code"
   fi
-  exit "$1"
+  exit "$ferry_code"
 }
-trap 'ferry_on_signal 140' USR2
+trap ferry_on_usr2 USR2
 trap 'ferry_on_signal 143' TERM
 trap 'ferry_on_signal 130' INT
 rm -f .exitcode
@@ -109,8 +119,15 @@ else
   /bin/sh ./.command.sh > .command.out 2> .command.err &
 fi
 ferry_pid=$!
-ferry_ret=0
-wait "$ferry_pid" || ferry_ret=$?
+while :; do
+  wait "$ferry_pid"
+  ferry_ret=$?
+  # A trapped USR2 interrupts wait while the task still runs: wait again.
+  if [ "$ferry_ret" -gt 128 ] && kill -0 "$ferry_pid" 2>/dev/null; then
+    continue
+  fi
+  break
+done
 ferry_done=1
 ferry_write_exit "$ferry_ret"
 exit "$ferry_ret"

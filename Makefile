@@ -1,0 +1,44 @@
+# Ferry's Makefile documents itself: `make` (or `make help`) lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/ferry
+export PATH := /usr/local/go/bin:$(PATH)
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/ferry
+	$(GO) build -o $(BIN) ./cmd/ferry
+
+.PHONY: cluster-up
+cluster-up: ## Bring up the local test cluster (sshd :2222, users, work dir, Slurm + accounting); as root
+	scripts/cluster-up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local test cluster (keeps users, keys and the work dir)
+	scripts/cluster-down
+
+.PHONY: demo
+demo: cluster-up build ## Run a small workflow through Ferry as several users on the local cluster
+	scripts/demo
+
+.PHONY: test
+test: cluster-up lint ## Everything, from nothing: cluster up, vet, unit + integration tests with -race
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+.PHONY: unit
+unit: ## Unit tests only (integration tests skip without the cluster)
+	FERRY_TESTCLUSTER=/nonexistent $(GO) test -race -count=1 ./...
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: proto
+proto: ## Regenerate the gRPC code from plugin/proto
+	plugin/proto/gen.sh

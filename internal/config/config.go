@@ -1,0 +1,299 @@
+// Package config loads Ferry's TOML configuration strictly: unknown keys are errors, defaults live in
+// Default, and Validate reports every problem at once with the field's name.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Agent      Agent      `toml:"agent"`
+	Pool       Pool       `toml:"pool"`
+	Poll       Poll       `toml:"poll"`
+	Stage      Stage      `toml:"stage"`
+	Identities []Identity `toml:"identity"`
+}
+
+// Agent configures the daemon itself.
+type Agent struct {
+	StateDir     string `toml:"state_dir"`
+	ReattachFile string `toml:"reattach_file"`
+	LogLevel     string `toml:"log_level"`
+}
+
+// Pool configures SSH connection pools (see sshpool.Options).
+type Pool struct {
+	MaxSessionsPerConn int      `toml:"max_sessions_per_conn"`
+	MaxConnsPerUser    int      `toml:"max_conns_per_user"`
+	MaxDialsPerHost    int      `toml:"max_dials_per_host"`
+	DialTimeout        Duration `toml:"dial_timeout"`
+	KeepaliveInterval  Duration `toml:"keepalive_interval"`
+	KeepaliveTimeout   Duration `toml:"keepalive_timeout"`
+	IdleTimeout        Duration `toml:"idle_timeout"`
+}
+
+// Poll configures status polling and exit-code collection.
+type Poll struct {
+	Interval       Duration `toml:"interval"`
+	CommandTimeout Duration `toml:"command_timeout"`
+	ExitCodeGrace  Duration `toml:"exit_code_grace"`
+	CancelBatch    int      `toml:"cancel_batch"`
+	SubmitTimeout  Duration `toml:"submit_timeout"`
+	SignalLead     Duration `toml:"signal_lead"`
+}
+
+// Stage configures file staging.
+type Stage struct {
+	FileMode string `toml:"file_mode"`
+	DirMode  string `toml:"dir_mode"`
+}
+
+// Identity is one managed identity: a login node, its scheduler, the shared work dir and group, and
+// the credentials of the members who use it.
+type Identity struct {
+	Name        string       `toml:"name"`
+	Scheduler   string       `toml:"scheduler"`
+	Host        string       `toml:"host"`
+	Port        int          `toml:"port"`
+	KnownHosts  string       `toml:"known_hosts"`
+	WorkDir     string       `toml:"work_dir"`
+	Group       string       `toml:"group"`
+	Credentials []Credential `toml:"credential"`
+}
+
+// Credential is one member's login on an identity. The key and passphrase are read from files (or
+// an environment variable for the passphrase) so that secrets never sit in the config file itself.
+type Credential struct {
+	User           string `toml:"user"`
+	KeyFile        string `toml:"key_file"`
+	PassphraseFile string `toml:"passphrase_file"`
+	PassphraseEnv  string `toml:"passphrase_env"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("15s") in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use Go syntax such as \"15s\" or \"5m\")", string(b))
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Default returns the configuration with every default filled in and no identities.
+func Default() Config {
+	return Config{
+		Agent: Agent{StateDir: "/var/lib/ferry", LogLevel: "info"},
+		Pool: Pool{
+			MaxSessionsPerConn: 10,
+			MaxConnsPerUser:    4,
+			MaxDialsPerHost:    4,
+			DialTimeout:        Duration{15 * time.Second},
+			KeepaliveInterval:  Duration{15 * time.Second},
+			KeepaliveTimeout:   Duration{10 * time.Second},
+			IdleTimeout:        Duration{5 * time.Minute},
+		},
+		Poll: Poll{
+			Interval:       Duration{5 * time.Second},
+			CommandTimeout: Duration{60 * time.Second},
+			ExitCodeGrace:  Duration{270 * time.Second},
+			CancelBatch:    100,
+			SubmitTimeout:  Duration{60 * time.Second},
+			SignalLead:     Duration{30 * time.Second},
+		},
+		Stage: Stage{FileMode: "0664", DirMode: "2775"},
+	}
+}
+
+// Load reads and validates the file at path. Unknown keys are reported together.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(string(b))
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes and validates TOML text on top of Default.
+func Parse(text string) (Config, error) {
+	c := Default()
+	md, err := toml.Decode(text, &c)
+	if err != nil {
+		return Config{}, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return Config{}, fmt.Errorf("unknown keys: %s", strings.Join(keys, ", "))
+	}
+	for i := range c.Identities {
+		if c.Identities[i].Port == 0 {
+			c.Identities[i].Port = 22
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+var (
+	identityName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	posixUser    = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	hostName     = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+	// Schedulers lists the scheduler kinds an identity may name.
+	Schedulers = []string{"slurm", "pbspro", "torque", "lsf", "sge"}
+)
+
+// Validate reports every problem in c, each prefixed with its field.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, a...)...))
+	}
+	if c.Agent.StateDir == "" || !filepath.IsAbs(c.Agent.StateDir) {
+		bad("agent.state_dir", "must be an absolute path, got %q", c.Agent.StateDir)
+	}
+	switch c.Agent.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("agent.log_level", "must be debug, info, warn or error, got %q", c.Agent.LogLevel)
+	}
+	positive := func(field string, v int) {
+		if v <= 0 {
+			bad(field, "must be positive, got %d", v)
+		}
+	}
+	positive("pool.max_sessions_per_conn", c.Pool.MaxSessionsPerConn)
+	positive("pool.max_conns_per_user", c.Pool.MaxConnsPerUser)
+	positive("pool.max_dials_per_host", c.Pool.MaxDialsPerHost)
+	positive("poll.cancel_batch", c.Poll.CancelBatch)
+	for field, d := range map[string]Duration{
+		"pool.dial_timeout": c.Pool.DialTimeout, "pool.keepalive_interval": c.Pool.KeepaliveInterval,
+		"pool.keepalive_timeout": c.Pool.KeepaliveTimeout, "pool.idle_timeout": c.Pool.IdleTimeout,
+		"poll.interval": c.Poll.Interval, "poll.command_timeout": c.Poll.CommandTimeout,
+		"poll.submit_timeout": c.Poll.SubmitTimeout,
+	} {
+		if d.Duration <= 0 {
+			bad(field, "must be a positive duration, got %s", d.Duration)
+		}
+	}
+	if c.Poll.ExitCodeGrace.Duration < 0 {
+		bad("poll.exit_code_grace", "must not be negative")
+	}
+	if c.Poll.SignalLead.Duration < 0 {
+		bad("poll.signal_lead", "must not be negative")
+	}
+	if _, err := ParseMode(c.Stage.FileMode); err != nil {
+		bad("stage.file_mode", "%v", err)
+	}
+	if _, err := ParseMode(c.Stage.DirMode); err != nil {
+		bad("stage.dir_mode", "%v", err)
+	}
+	seen := map[string]bool{}
+	for i, id := range c.Identities {
+		f := fmt.Sprintf("identity[%d]", i)
+		if id.Name != "" {
+			f = fmt.Sprintf("identity %q", id.Name)
+		}
+		if !identityName.MatchString(id.Name) {
+			bad(f+".name", "must be 1-64 letters, digits, '-' or '_', got %q", id.Name)
+		}
+		if seen[id.Name] {
+			bad(f+".name", "duplicate identity name")
+		}
+		seen[id.Name] = true
+		known := false
+		for _, s := range Schedulers {
+			known = known || s == id.Scheduler
+		}
+		if !known {
+			bad(f+".scheduler", "must be one of %s, got %q", strings.Join(Schedulers, ", "), id.Scheduler)
+		}
+		if !ValidHost(id.Host) {
+			bad(f+".host", "must be a hostname (RFC 1123) or an IP address, got %q", id.Host)
+		}
+		if id.Port < 1 || id.Port > 65535 {
+			bad(f+".port", "must be 1-65535, got %d", id.Port)
+		}
+		if strings.TrimSpace(id.KnownHosts) == "" {
+			bad(f+".known_hosts", "must pin the login node's host key (a known_hosts line); get it with ssh-keyscan and check its fingerprint")
+		}
+		if !strings.HasPrefix(id.WorkDir, "/") || strings.ContainsAny(id.WorkDir, "\x00\n\r") {
+			bad(f+".work_dir", "must be an absolute path, got %q", id.WorkDir)
+		}
+		if id.Group != "" && !posixUser.MatchString(id.Group) {
+			bad(f+".group", "is not a valid Linux group name: %q", id.Group)
+		}
+		users := map[string]bool{}
+		for j, cr := range id.Credentials {
+			cf := fmt.Sprintf("%s.credential[%d]", f, j)
+			if !posixUser.MatchString(cr.User) {
+				bad(cf+".user", "is not a valid Linux username (lowercase letter or '_' first, then lowercase letters, digits, '_' or '-', at most 32): %q", cr.User)
+			}
+			if users[cr.User] {
+				bad(cf+".user", "duplicate credential for %q", cr.User)
+			}
+			users[cr.User] = true
+			if cr.KeyFile == "" {
+				bad(cf+".key_file", "is required")
+			}
+			if cr.PassphraseFile != "" && cr.PassphraseEnv != "" {
+				bad(cf, "set passphrase_file or passphrase_env, not both")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidHost reports whether h is an RFC 1123 host name or an IP literal.
+func ValidHost(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	if strings.Count(h, ":") >= 2 { // IPv6 literal
+		return isIP(h)
+	}
+	return hostName.MatchString(h)
+}
+
+// ParseMode parses an octal file mode such as "0664" or "2775".
+func ParseMode(s string) (uint32, error) {
+	var m uint32
+	if s == "" {
+		return 0, errors.New("empty mode")
+	}
+	for _, r := range s {
+		if r < '0' || r > '7' {
+			return 0, fmt.Errorf("mode %q is not octal", s)
+		}
+		m = m*8 + uint32(r-'0')
+	}
+	if m > 0o7777 {
+		return 0, fmt.Errorf("mode %q is too large", s)
+	}
+	return m, nil
+}

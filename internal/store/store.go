@@ -1,0 +1,145 @@
+// Package store persists the agent's jobs in an embedded bbolt database, so that a restarted agent
+// re-attaches to every job it had submitted and finishes tracking it.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketJobs   = []byte("jobs")
+	bucketTokens = []byte("tokens")
+)
+
+// ErrNotFound means no record has that key.
+var ErrNotFound = errors.New("not found")
+
+// Job is the persisted record of one task. Times are UTC.
+type Job struct {
+	ID          string            `json:"id"`
+	Identity    string            `json:"identity"`
+	User        string            `json:"user"`
+	Token       string            `json:"token,omitempty"`
+	Name        string            `json:"name"`
+	Dir         string            `json:"dir"`
+	SchedulerID string            `json:"scheduler_id,omitempty"`
+	Status      string            `json:"status"`
+	State       string            `json:"state,omitempty"`
+	Reason      string            `json:"reason,omitempty"`
+	Queue       string            `json:"queue,omitempty"`
+	Owner       string            `json:"owner,omitempty"`
+	Submitted   time.Time         `json:"submitted,omitempty"`
+	Started     time.Time         `json:"started,omitempty"`
+	Ended       time.Time         `json:"ended,omitempty"`
+	LeftQueue   time.Time         `json:"left_queue,omitempty"` // first poll that no longer listed the job
+	ExitCode    *int              `json:"exit_code,omitempty"`
+	AcctExit    *int              `json:"acct_exit,omitempty"`  // exit code per scheduler accounting (fallback)
+	FinalSeen   time.Time         `json:"final_seen,omitempty"` // when a final state was first seen
+	Error       string            `json:"error,omitempty"`
+	Done        bool              `json:"done"` // final status and exit code recorded; no more tracking
+	Meta        map[string]string `json:"meta,omitempty"`
+}
+
+// Store is a bbolt-backed job store. It is safe for concurrent use.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens (creating 0600) the store at path.
+func Open(path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w (is another agent running with the same state_dir?)", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketJobs, bucketTokens} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func tokenKey(identity, user, token string) []byte {
+	return []byte(identity + "\x00" + user + "\x00" + token)
+}
+
+// Put writes j (insert or replace) and indexes its token.
+func (s *Store) Put(j Job) error {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketJobs).Put([]byte(j.ID), b); err != nil {
+			return err
+		}
+		if j.Token != "" {
+			return tx.Bucket(bucketTokens).Put(tokenKey(j.Identity, j.User, j.Token), []byte(j.ID))
+		}
+		return nil
+	})
+}
+
+// Get returns the job with id.
+func (s *Store) Get(id string) (Job, error) {
+	var j Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketJobs).Get([]byte(id))
+		if b == nil {
+			return fmt.Errorf("job %q: %w", id, ErrNotFound)
+		}
+		return json.Unmarshal(b, &j)
+	})
+	return j, err
+}
+
+// ByToken returns the job submitted by identity/user with token.
+func (s *Store) ByToken(identity, user, token string) (Job, error) {
+	var id string
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		id = string(tx.Bucket(bucketTokens).Get(tokenKey(identity, user, token)))
+		return nil
+	})
+	if id == "" {
+		return Job{}, fmt.Errorf("token %q: %w", token, ErrNotFound)
+	}
+	return s.Get(id)
+}
+
+// All returns every job, calling keep to filter (nil keeps all).
+func (s *Store) All(keep func(Job) bool) ([]Job, error) {
+	var out []Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketJobs).ForEach(func(_, v []byte) error {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return err
+			}
+			if keep == nil || keep(j) {
+				out = append(out, j)
+			}
+			return nil
+		})
+	})
+	return out, err
+}

@@ -1,0 +1,164 @@
+package sshpool
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"io"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Sentinel errors for conditions a caller acts on. They are wrapped with the identity and user.
+var (
+	// ErrAuth means the login node refused the user's key.
+	ErrAuth = errors.New("authentication refused")
+	// ErrHostKey means the login node's host key does not match the pinned one.
+	ErrHostKey = errors.New("host key mismatch")
+	// ErrUnreachable means no TCP connection or SSH handshake could be completed.
+	ErrUnreachable = errors.New("login node unreachable")
+	// ErrPassphraseNeeded means the private key is encrypted and no passphrase was given.
+	ErrPassphraseNeeded = errors.New("this key needs its passphrase")
+	// ErrBadPassphrase means the passphrase does not decrypt the key.
+	ErrBadPassphrase = errors.New("incorrect passphrase")
+	// ErrBadKey means the private key could not be parsed.
+	ErrBadKey = errors.New("invalid private key")
+	// ErrClosed means the pool or manager was closed.
+	ErrClosed = errors.New("pool closed")
+)
+
+// ParsePrivateKey parses an OpenSSH, PEM (PKCS#1, SEC1) or PKCS#8 private key, decrypting it with
+// passphrase when it is encrypted. Parse once and keep the signer: a bcrypt-KDF key costs ~150 ms.
+// Errors never include key material.
+func ParsePrivateKey(pemBytes, passphrase []byte) (ssh.Signer, error) {
+	if len(bytes.TrimSpace(pemBytes)) == 0 {
+		return nil, fmt.Errorf("%w: empty key", ErrBadKey)
+	}
+	if len(passphrase) == 0 {
+		s, err := ssh.ParsePrivateKey(pemBytes)
+		if err == nil {
+			return s, nil
+		}
+		var missing *ssh.PassphraseMissingError
+		if errors.As(err, &missing) {
+			return nil, ErrPassphraseNeeded
+		}
+		return nil, fmt.Errorf("%w: %s", ErrBadKey, sanitizeKeyErr(err))
+	}
+	s, err := ssh.ParsePrivateKeyWithPassphrase(pemBytes, passphrase)
+	if err == nil {
+		return s, nil
+	}
+	if errors.Is(err, x509.IncorrectPasswordError) {
+		return nil, ErrBadPassphrase
+	}
+	if strings.Contains(err.Error(), "not an encrypted key") || strings.Contains(err.Error(), "not password protected") {
+		// A passphrase for an unencrypted key is harmless: use the key.
+		if s, err2 := ssh.ParsePrivateKey(pemBytes); err2 == nil {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", ErrBadKey, sanitizeKeyErr(err))
+}
+
+// sanitizeKeyErr keeps x/crypto's short reason and drops anything that could echo input.
+func sanitizeKeyErr(err error) string {
+	msg := err.Error()
+	if len(msg) > 120 {
+		msg = msg[:120]
+	}
+	return msg
+}
+
+// HostKeys is the set of host keys pinned for one login node.
+type HostKeys []ssh.PublicKey
+
+// ParseKnownHosts parses OpenSSH known_hosts lines (markers and hashed hosts are not supported) and
+// returns the keys. Host patterns are not checked here: the identity pins these keys for its host.
+func ParseKnownHosts(text string) (HostKeys, error) {
+	var keys HostKeys
+	rest := []byte(text)
+	for len(bytes.TrimSpace(rest)) > 0 {
+		marker, _, key, _, r, err := ssh.ParseKnownHosts(rest)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("known_hosts: %w", err)
+		}
+		rest = r
+		if marker == "@revoked" {
+			continue
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("known_hosts: no host key found")
+	}
+	return keys, nil
+}
+
+// Algorithms returns the host key algorithms to offer so that the server picks a key we pinned.
+// Without this, x/crypto may negotiate an algorithm whose key is not pinned and report a false
+// mismatch.
+func (h HostKeys) Algorithms() []string {
+	var algs []string
+	seen := map[string]bool{}
+	add := func(a ...string) {
+		for _, x := range a {
+			if !seen[x] {
+				seen[x] = true
+				algs = append(algs, x)
+			}
+		}
+	}
+	for _, k := range h {
+		switch k.Type() {
+		case ssh.KeyAlgoRSA:
+			add(ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
+		default:
+			add(k.Type())
+		}
+	}
+	return algs
+}
+
+// HostKeyError reports a host key that is not the pinned one.
+type HostKeyError struct {
+	Host string
+	Got  string   // SHA256 fingerprint presented by the server
+	Want []string // pinned fingerprints
+}
+
+func (e *HostKeyError) Error() string {
+	return fmt.Sprintf("host key mismatch for %s: server presented %s, pinned %s; if the login node's key really changed, an owner must accept the new key",
+		e.Host, e.Got, strings.Join(e.Want, ", "))
+}
+
+func (e *HostKeyError) Unwrap() error { return ErrHostKey }
+
+// Callback returns an ssh.HostKeyCallback that accepts only the pinned keys.
+func (h HostKeys) Callback() ssh.HostKeyCallback {
+	return func(hostname string, _ net.Addr, key ssh.PublicKey) error {
+		got := key.Marshal()
+		for _, k := range h {
+			if bytes.Equal(k.Marshal(), got) {
+				return nil
+			}
+		}
+		want := make([]string, len(h))
+		for i, k := range h {
+			want[i] = ssh.FingerprintSHA256(k)
+		}
+		return &HostKeyError{Host: hostname, Got: ssh.FingerprintSHA256(key), Want: want}
+	}
+}
+
+// HostPort joins host and port for dialing (IPv6 literals bracketed).
+func HostPort(host string, port int) string {
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}

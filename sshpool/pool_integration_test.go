@@ -1,0 +1,167 @@
+package sshpool_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/ferryhpc/ferry/internal/testcluster"
+	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/sshpool"
+)
+
+func target(t *testing.T, c *testcluster.Cluster, name string) sshpool.Target {
+	t.Helper()
+	u := c.User(t, name)
+	pem, err := os.ReadFile(u.Key)
+	require.NoError(t, err)
+	signer, err := sshpool.ParsePrivateKey(pem, []byte(u.Passphrase))
+	require.NoError(t, err)
+	hk, err := sshpool.ParseKnownHosts(c.KnownHosts)
+	require.NoError(t, err)
+	return sshpool.Target{Host: c.Host, Port: c.Port, HostKeys: hk, User: name, Signer: signer}
+}
+
+func newPool(t *testing.T, opts sshpool.Options, key sshpool.Key, tg sshpool.Target) (*sshpool.Manager, *sshpool.Pool) {
+	t.Helper()
+	m := sshpool.NewManager(opts, zerolog.Nop())
+	t.Cleanup(m.Close)
+	p, err := m.Pool(key, tg)
+	require.NoError(t, err)
+	return m, p
+}
+
+func run(t *testing.T, p *sshpool.Pool, argv ...string) sshpool.Result {
+	t.Helper()
+	line, err := scheduler.CommandLine(scheduler.Command{Argv: argv})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := p.Exec(ctx, line, nil)
+	require.NoError(t, err)
+	return res
+}
+
+func TestExecAsEachUser(t *testing.T) {
+	c := testcluster.Require(t)
+	for _, name := range []string{"alice", "bob", "carol"} {
+		t.Run(name, func(t *testing.T) {
+			_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: name}, target(t, c, name))
+			res := run(t, p, "id", "-un")
+			require.Equal(t, 0, res.ExitCode, string(res.Stderr))
+			require.Equal(t, name, strings.TrimSpace(string(res.Stdout)))
+			res = run(t, p, "sh", "-c", "exit 7")
+			require.Equal(t, 7, res.ExitCode)
+		})
+	}
+}
+
+// TestQuotingThroughLoginShells checks that the remote side receives exactly the argv, through a
+// bash login shell (alice) and a tcsh login shell (carol).
+func TestQuotingThroughLoginShells(t *testing.T) {
+	c := testcluster.Require(t)
+	args := []string{"plain", "", "two words", "it's", `"dq"`, "$(id)", "`id`", "a;b", "a&&b", "a|b", "*", "?",
+		"-n", "--", `back\slash`, "tab\there", "ünïcödé", "$HOME", "${x}", "~", "a>b", "<in", "#hash", "%1", "{a,b}", "[ab]", "'", "''"}
+	for _, name := range []string{"alice", "carol"} {
+		t.Run(name, func(t *testing.T) {
+			_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: name}, target(t, c, name))
+			for _, a := range args {
+				res := run(t, p, "printf", "[%s]", a)
+				require.Equal(t, 0, res.ExitCode, "arg %q: %s", a, res.Stderr)
+				require.Equal(t, "["+a+"]", string(res.Stdout), "arg %q", a)
+			}
+		})
+	}
+}
+
+func TestEleventhSessionOpensSecondConnection(t *testing.T) {
+	c := testcluster.Require(t)
+	for _, cap := range []int{10, 30} { // 30: more than sshd's MaxSessions, so sshd's refusal is exercised
+		t.Run("cap"+string(rune('0'+cap/10)), func(t *testing.T) {
+			_, p := newPool(t, sshpool.Options{MaxSessionsPerConn: cap, MaxConnsPerUser: 3}, sshpool.Key{Identity: "local", User: "alice"}, target(t, c, "alice"))
+			var wg sync.WaitGroup
+			errs := make(chan error, 15)
+			for i := 0; i < 15; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					res, err := p.Exec(ctx, "sleep 2", nil)
+					if err == nil && res.ExitCode != 0 {
+						err = errors.New(string(res.Stderr))
+					}
+					errs <- err
+				}()
+			}
+			time.Sleep(time.Second)
+			st := p.Stats()
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+			require.Equal(t, 2, st.Conns, "15 concurrent sessions need exactly two connections")
+			require.Equal(t, 15, st.Sessions)
+		})
+	}
+}
+
+func TestBadInputErrors(t *testing.T) {
+	c := testcluster.Require(t)
+	ctx := context.Background()
+	t.Run("wrong key", func(t *testing.T) {
+		tg := target(t, c, "alice")
+		tg.Signer = target(t, c, "dave").Signer
+		_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "alice"}, tg)
+		_, err := p.Exec(ctx, "true", nil)
+		require.ErrorIs(t, err, sshpool.ErrAuth)
+		require.Contains(t, err.Error(), `identity "local" user "alice"`)
+	})
+	t.Run("host key mismatch", func(t *testing.T) {
+		tg := target(t, c, "alice")
+		other, err := ssh.ParsePublicKey(target(t, c, "dave").Signer.PublicKey().Marshal())
+		require.NoError(t, err)
+		tg.HostKeys = sshpool.HostKeys{other}
+		_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "alice"}, tg)
+		_, err = p.Exec(ctx, "true", nil)
+		require.ErrorIs(t, err, sshpool.ErrHostKey)
+		var hk *sshpool.HostKeyError
+		require.ErrorAs(t, err, &hk)
+		require.Contains(t, err.Error(), "SHA256:")
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		tg := target(t, c, "alice")
+		tg.Port = 1
+		_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "alice"}, tg)
+		_, err := p.Exec(ctx, "true", nil)
+		require.ErrorIs(t, err, sshpool.ErrUnreachable)
+	})
+	t.Run("cancel stops a long command", func(t *testing.T) {
+		_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "alice"}, target(t, c, "alice"))
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := p.Exec(cctx, "sleep 30", nil)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Less(t, time.Since(start), 5*time.Second)
+		// The pool is still usable afterwards.
+		require.Equal(t, "alice", strings.TrimSpace(string(run(t, p, "id", "-un").Stdout)))
+	})
+}
+
+func TestStdinReachesCommand(t *testing.T) {
+	c := testcluster.Require(t)
+	_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "carol"}, target(t, c, "carol"))
+	res, err := p.Exec(context.Background(), "cat", []byte("hello\nworld\n"))
+	require.NoError(t, err)
+	require.Equal(t, "hello\nworld\n", string(res.Stdout))
+}
