@@ -1,0 +1,107 @@
+package stage_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhpc/ferry/internal/testcluster"
+	"github.com/ferryhpc/ferry/sshpool"
+	"github.com/ferryhpc/ferry/stage"
+)
+
+func pool(t *testing.T, c *testcluster.Cluster, m *sshpool.Manager, name string) *sshpool.Pool {
+	t.Helper()
+	u := c.User(t, name)
+	pem, err := os.ReadFile(u.Key)
+	require.NoError(t, err)
+	signer, err := sshpool.ParsePrivateKey(pem, []byte(u.Passphrase))
+	require.NoError(t, err)
+	hk, err := sshpool.ParseKnownHosts(c.KnownHosts)
+	require.NoError(t, err)
+	p, err := m.Pool(sshpool.Key{Identity: "local", User: name}, sshpool.Target{Host: c.Host, Port: c.Port, HostKeys: hk, User: name, Signer: signer})
+	require.NoError(t, err)
+	return p
+}
+
+func exec(t *testing.T, p *sshpool.Pool, line string) string {
+	t.Helper()
+	res, err := p.Exec(context.Background(), line, nil)
+	require.NoError(t, err)
+	require.Equal(t, 0, res.ExitCode, "%s: %s", line, res.Stderr)
+	return strings.TrimSpace(string(res.Stdout))
+}
+
+func TestUploadOwnershipAndGroupWrite(t *testing.T) {
+	c := testcluster.Require(t)
+	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
+	defer m.Close()
+	alice, bob := pool(t, c, m, "alice"), pool(t, c, m, "bob")
+	s, err := stage.New(c.WorkDir, stage.Options{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	local := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(local, "sub", "deep"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(local, "a.txt"), []byte("alpha"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(local, "sub", "deep", "b.txt"), []byte("beta"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(local, "run.sh"), []byte("#!/bin/sh\n"), 0o700))
+
+	rel := fmt.Sprintf("stage-test/%d", time.Now().UnixNano())
+	res, err := s.Upload(ctx, alice, local, rel)
+	require.NoError(t, err)
+	require.Equal(t, 3, res.Files)
+	require.EqualValues(t, 5+4+10, res.Bytes)
+
+	abs := c.WorkDir + "/" + rel
+	// Owner is the user, group the shared group, mode explicit and group-writable whatever the
+	// local mode was (0600 locally).
+	require.Equal(t, "alice:ferryshare 664", exec(t, alice, "stat -c '%U:%G %a' "+abs+"/a.txt"))
+	require.Equal(t, "alice:ferryshare 664", exec(t, alice, "stat -c '%U:%G %a' "+abs+"/sub/deep/b.txt"))
+	require.Equal(t, "alice:ferryshare 774", exec(t, alice, "stat -c '%U:%G %a' "+abs+"/run.sh"))
+	require.Equal(t, "alice:ferryshare 2775", exec(t, alice, "stat -c '%U:%G %a' "+abs+"/sub/deep"))
+	// No temporary file is left behind.
+	require.Equal(t, "", exec(t, alice, "find "+abs+" -name '.*ferry-*'"))
+	// Another member can modify what alice staged.
+	exec(t, bob, "echo more >> "+abs+"/a.txt")
+	require.Equal(t, "alphamore", strings.ReplaceAll(exec(t, alice, "cat "+abs+"/a.txt"), "\n", ""))
+
+	// Download round-trips.
+	out := t.TempDir()
+	dres, err := s.Download(ctx, bob, rel, out)
+	require.NoError(t, err)
+	require.Equal(t, 3, dres.Files)
+	b, err := os.ReadFile(filepath.Join(out, "sub", "deep", "b.txt"))
+	require.NoError(t, err)
+	require.Equal(t, "beta", string(b))
+}
+
+func TestPathsOutsideWorkDirRefused(t *testing.T) {
+	c := testcluster.Require(t)
+	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
+	defer m.Close()
+	alice := pool(t, c, m, "alice")
+	s, err := stage.New(c.WorkDir, stage.Options{})
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, rel := range []string{"../etc/x", "/etc/passwd", "a/../../x", "", "a\nb"} {
+		err := s.WriteFile(ctx, alice, rel, []byte("x"), 0)
+		require.Error(t, err, "%q", rel)
+	}
+	// A symlink inside the work dir that points out of it is refused.
+	link := fmt.Sprintf("escape-%d", time.Now().UnixNano())
+	exec(t, alice, "ln -s /tmp "+c.WorkDir+"/"+link)
+	defer exec(t, alice, "rm -f "+c.WorkDir+"/"+link)
+	err = s.WriteFile(ctx, alice, link+"/owned", []byte("x"), 0)
+	require.ErrorIs(t, err, stage.ErrOutsideWorkDir)
+	_, err = os.Stat("/tmp/owned")
+	require.True(t, os.IsNotExist(err))
+}
