@@ -1,0 +1,84 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load("../../config.example.toml")
+	require.NoError(t, err)
+	d := Default()
+	// Every default written in the example is the code's default.
+	require.Equal(t, d.Agent, c.Agent)
+	require.Equal(t, d.Pool, c.Pool)
+	require.Equal(t, d.Poll, c.Poll)
+	require.Equal(t, d.Stage, c.Stage)
+	require.Len(t, c.Identities, 1)
+	require.Equal(t, 22, c.Identities[0].Port)
+}
+
+func TestUnknownKeysAllListed(t *testing.T) {
+	_, err := Parse("[agent]\nstate_dirr = \"/x\"\n[pool]\nmax_session = 3\n")
+	require.ErrorContains(t, err, "agent.state_dirr")
+	require.ErrorContains(t, err, "pool.max_session")
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	text := `
+[agent]
+state_dir = "relative"
+log_level = "loud"
+[pool]
+max_sessions_per_conn = 0
+dial_timeout = "-1s"
+[stage]
+file_mode = "0999"
+[[identity]]
+name = "bad name!"
+scheduler = "condor"
+host = "bad_host"
+port = 70000
+work_dir = "rel"
+  [[identity.credential]]
+  user = "Alice"
+  [[identity.credential]]
+  user = "Alice"
+  key_file = "/k"
+  passphrase_file = "/p"
+  passphrase_env = "P"
+`
+	_, err := Parse(text)
+	require.Error(t, err)
+	for _, want := range []string{
+		"agent.state_dir", "agent.log_level", "pool.max_sessions_per_conn", "pool.dial_timeout", "stage.file_mode",
+		".name: must be 1-64", ".scheduler: must be one of", ".host: must be a hostname", ".port: must be 1-65535",
+		".known_hosts: must pin", ".work_dir: must be an absolute", "credential[0].user: is not a valid Linux username",
+		"credential[0].key_file: is required", "credential[1].user: duplicate", "set passphrase_file or passphrase_env, not both",
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+}
+
+func TestBadDuration(t *testing.T) {
+	_, err := Parse("[poll]\ninterval = \"5 seconds\"\n")
+	require.ErrorContains(t, err, `invalid duration "5 seconds"`)
+}
+
+func TestHosts(t *testing.T) {
+	for h, ok := range map[string]bool{
+		"login.example.org": true, "127.0.0.1": true, "::1": true, "fe80::1": true, "a": true,
+		"": false, "-bad.org": false, "bad_host": false, "a..b": false, "host;rm": false, strings.Repeat("a", 64) + ".org": false,
+	} {
+		require.Equal(t, ok, ValidHost(h), h)
+	}
+}
+
+func TestDurationsDecode(t *testing.T) {
+	c, err := Parse("[poll]\ninterval = \"750ms\"\n")
+	require.NoError(t, err)
+	require.Equal(t, 750*time.Millisecond, c.Poll.Interval.Duration)
+}
