@@ -39,6 +39,9 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-.PHONY: proto
-proto: ## Regenerate the gRPC code from plugin/proto
+.PHONY: proto proto-check
+proto: ## Regenerate plugin/proto Go code from ferry.proto (needs protoc 3.21.12: apt-get install -y protobuf-compiler)
 	plugin/proto/gen.sh
+
+proto-check: proto ## Fail if checked-in generated code differs from ferry.proto
+	git diff --exit-code -- plugin/proto

@@ -75,6 +75,9 @@ type Job struct {
 	ExitCode    *int
 	Error       string // last error tracking this job (stale status, submit failure)
 	Owner       string // Linux user the scheduler reports for the job
+	// Done means Ferry has stopped tracking the job: Status and ExitCode are final. ExitCode may
+	// stay nil for a job that never ran (cancelled while pending) or whose code is unknown.
+	Done bool
 }
 
 // JobEvent is one state change.

@@ -1,0 +1,63 @@
+package plugin_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	hclog "github.com/hashicorp/go-hclog"
+
+	"github.com/ferryhpc/ferry/plugin"
+)
+
+// The agent's `ferry plugin` subcommand: serve to the launcher that started us.
+func ExampleServe() {
+	var agent plugin.Service // the real implementation, built from the configuration
+	plugin.Serve(agent, plugin.NewLogger(hclog.Info))
+}
+
+// The agent's `ferry agent` subcommand: a long-running agent that launchers attach to.
+func ExampleServeDaemon() {
+	var agent plugin.Service // the real implementation
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := plugin.ServeDaemon(ctx, agent, plugin.NewLogger(hclog.Info), "/run/ferry/agent.json"); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// A launcher that starts its own agent.
+func ExampleStart() {
+	c, err := plugin.Start(exec.Command("ferry", "plugin", "--config", "/etc/ferry/config.toml"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close() // stops the agent
+
+	job, err := c.Service().Submit(context.Background(), plugin.SubmitRequest{
+		Identity: "lab-a", User: "alice", Token: "run-1/task-1/1", Dir: "ab/cdef", Script: []byte("echo hello\n"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(job.ID, job.Status)
+}
+
+// A launcher that uses a running `ferry agent`.
+func ExampleAttach() {
+	c, err := plugin.Attach("/run/ferry/agent.json", nil)
+	if err != nil {
+		log.Fatal(err) // errors.Is(err, plugin.ErrUnavailable) when no agent runs
+	}
+	defer c.Close() // the agent keeps running
+
+	info, err := c.Info(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("ferry agent", info.Version)
+}

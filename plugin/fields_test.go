@@ -1,0 +1,127 @@
+package plugin_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhpc/ferry/plugin"
+	"github.com/ferryhpc/ferry/plugin/plugintest"
+)
+
+// fill sets every exported field of the struct v points to (recursively) to a non-zero value
+// derived from the field's name, so a field that the shims forget to carry shows up as a
+// difference. It fails the test for a field kind it does not know: teach it the new kind (and
+// convert.go the new field).
+func fill(t *testing.T, v any) {
+	t.Helper()
+	fillValue(t, reflect.ValueOf(v).Elem(), "x")
+}
+
+func fillValue(t *testing.T, v reflect.Value, name string) {
+	t.Helper()
+	switch v.Type() {
+	case reflect.TypeOf(time.Time{}):
+		v.Set(reflect.ValueOf(time.Date(2026, 2, 3, 4, 5, 6, len(name), time.UTC)))
+		return
+	case reflect.TypeOf(time.Duration(0)):
+		v.SetInt(int64(len(name)) * int64(time.Second))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(name + "-value")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		v.SetInt(int64(len(name)) + 1)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fillValue(t, p.Elem(), name)
+		v.Set(p)
+	case reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 2, 2)
+		fillValue(t, s.Index(0), name+"0")
+		fillValue(t, s.Index(1), name+"1")
+		v.Set(s)
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k := reflect.New(v.Type().Key()).Elem()
+		e := reflect.New(v.Type().Elem()).Elem()
+		fillValue(t, k, name+"-key")
+		fillValue(t, e, name+"-elem")
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	case reflect.Uint8: // []byte elements
+		v.SetUint(uint64(len(name)))
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if f := v.Type().Field(i); f.IsExported() {
+				fillValue(t, v.Field(i), name+"."+f.Name)
+			}
+		}
+	default:
+		t.Fatalf("fill: field %s has kind %s, which fill does not know", name, v.Kind())
+	}
+}
+
+// TestEveryFieldRoundTrips fills every exported field of every type on the wire, so a field added
+// to service.go but not to the .proto and convert.go fails here.
+func TestEveryFieldRoundTrips(t *testing.T) {
+	var (
+		submit plugin.SubmitRequest
+		job    plugin.Job
+		watch  plugin.WatchRequest
+		cancel plugin.CancelResult
+		stage  plugin.StageRequest
+		result plugin.StageResult
+		list   plugin.ListRequest
+	)
+	for _, v := range []any{&submit, &job, &watch, &cancel, &stage, &result, &list} {
+		fill(t, v)
+	}
+	f := newFake()
+	f.job = job
+	f.jobs = []plugin.Job{job}
+	f.results = []plugin.CancelResult{cancel}
+	f.stage = result
+	f.events = []plugin.JobEvent{{Job: job}}
+	f.watchReturnNil = true
+	c := plugintest.Client(t, f)
+	ctx := testCtx(t)
+
+	gotJob, err := c.Submit(ctx, submit)
+	require.NoError(t, err)
+	assert.Equal(t, submit, f.submitReq)
+	assert.Equal(t, job, gotJob)
+
+	jobs, err := c.Status(ctx, []string{"a", "b"})
+	require.NoError(t, err)
+	assert.Equal(t, []plugin.Job{job}, jobs)
+
+	var events []plugin.JobEvent
+	err = c.Watch(ctx, watch, func(ev plugin.JobEvent) error { events = append(events, ev); return nil })
+	require.ErrorIs(t, err, plugin.ErrUnavailable) // the fake ended the stream
+	assert.Equal(t, watch, f.watchReq)
+	assert.Equal(t, f.events, events)
+
+	results, err := c.Cancel(ctx, []string{"a"})
+	require.NoError(t, err)
+	assert.Equal(t, []plugin.CancelResult{cancel}, results)
+
+	for _, call := range []func(context.Context, plugin.StageRequest) (plugin.StageResult, error){c.StageIn, c.StageOut} {
+		got, err := call(ctx, stage)
+		require.NoError(t, err)
+		assert.Equal(t, result, got)
+		assert.Equal(t, stage, f.stageReq)
+	}
+
+	jobs, err = c.ListJobs(ctx, list)
+	require.NoError(t, err)
+	assert.Equal(t, list, f.listReq)
+	assert.Equal(t, []plugin.Job{job}, jobs)
+}
