@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+
+	hclog "github.com/hashicorp/go-hclog"
+
+	"github.com/ferryhpc/ferry/internal/agent"
+	"github.com/ferryhpc/ferry/internal/config"
+	"github.com/ferryhpc/ferry/internal/logging"
+	"github.com/ferryhpc/ferry/plugin"
+	"github.com/ferryhpc/ferry/scheduler/schedulers"
+)
+
+const defaultConfig = "/etc/ferry/ferry.toml"
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// reattachPath is where the agent writes, and the CLI reads, the go-plugin reattach info.
+func reattachPath(cfg config.Config) string {
+	if cfg.Agent.ReattachFile != "" {
+		return cfg.Agent.ReattachFile
+	}
+	return filepath.Join(cfg.Agent.StateDir, "agent.json")
+}
+
+func startAgent(configPath string) (*agent.Agent, config.Config, error) {
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return nil, cfg, err
+	}
+	log := logging.New(os.Stderr, cfg.Agent.LogLevel)
+	a, err := agent.New(cfg, log, schedulers.New)
+	return a, cfg, err
+}
+
+func hclogLevel(s string) hclog.Level {
+	if l := hclog.LevelFromString(s); l != hclog.NoLevel {
+		return l
+	}
+	return hclog.Info
+}
+
+func cmdAgent(args []string) error {
+	fs := flag.NewFlagSet("agent", flag.ExitOnError)
+	cfgPath := fs.String("config", defaultConfig, "configuration file")
+	_ = fs.Parse(args)
+	a, cfg, err := startAgent(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	path := reattachPath(cfg)
+	err = plugin.ServeDaemon(ctx, a, plugin.NewLogger(hclogLevel(cfg.Agent.LogLevel)), path)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func cmdPlugin(args []string) error {
+	fs := flag.NewFlagSet("plugin", flag.ExitOnError)
+	cfgPath := fs.String("config", os.Getenv("FERRY_CONFIG"), "configuration file (default $FERRY_CONFIG, else "+defaultConfig+")")
+	_ = fs.Parse(args)
+	if *cfgPath == "" {
+		*cfgPath = defaultConfig
+	}
+	a, cfg, err := startAgent(*cfgPath)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	defer a.Close()
+	plugin.Serve(a, plugin.NewLogger(hclogLevel(cfg.Agent.LogLevel)))
+	return nil
+}

@@ -1,0 +1,387 @@
+// Package agent implements plugin.Service: it resolves managed identities and member credentials,
+// persists jobs, submits them through per-user SSH pools, polls each user's jobs with one status
+// query per interval, collects exit codes and streams state changes. It knows nothing of gRPC.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/ferryhpc/ferry/internal/config"
+	"github.com/ferryhpc/ferry/internal/store"
+	"github.com/ferryhpc/ferry/plugin"
+	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/sshpool"
+	"github.com/ferryhpc/ferry/stage"
+)
+
+// SchedulerFactory returns the adapter for a scheduler kind.
+type SchedulerFactory func(kind string, poll config.Poll) (scheduler.Scheduler, error)
+
+// Agent is Ferry's long-running core. Create it with New, stop it with Close.
+type Agent struct {
+	cfg   config.Config
+	log   zerolog.Logger
+	store *store.Store
+	pools *sshpool.Manager
+	ids   map[string]*identity // read-only after New
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex // guards jobs, pollers, watchers, nextW, counts
+	jobs     map[string]*store.Job
+	pollers  map[sshpool.Key]*poller
+	watchers map[int]*watcher
+	nextW    int
+	counts   map[sshpool.Key]map[string]int
+}
+
+type identity struct {
+	cfg      config.Identity
+	sched    scheduler.Scheduler
+	stager   *stage.Stager
+	hostKeys sshpool.HostKeys
+	creds    map[string]*credential
+}
+
+type credential struct {
+	user   string
+	signer ssh.Signer
+	err    error // why the credential is unusable (bad key, missing passphrase)
+}
+
+// New builds an agent from cfg, opens its store and re-attaches to every unfinished job.
+func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*Agent, error) {
+	if err := os.MkdirAll(cfg.Agent.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(cfg.Agent.StateDir, "ferry.db"))
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:      cfg,
+		log:      log,
+		store:    st,
+		ids:      map[string]*identity{},
+		jobs:     map[string]*store.Job{},
+		pollers:  map[sshpool.Key]*poller{},
+		watchers: map[int]*watcher{},
+		counts:   map[sshpool.Key]map[string]int{},
+	}
+	a.pools = sshpool.NewManager(sshpool.Options{
+		MaxSessionsPerConn: cfg.Pool.MaxSessionsPerConn,
+		MaxConnsPerUser:    cfg.Pool.MaxConnsPerUser,
+		MaxDialsPerHost:    cfg.Pool.MaxDialsPerHost,
+		DialTimeout:        cfg.Pool.DialTimeout.Duration,
+		KeepaliveInterval:  cfg.Pool.KeepaliveInterval.Duration,
+		KeepaliveTimeout:   cfg.Pool.KeepaliveTimeout.Duration,
+		IdleTimeout:        cfg.Pool.IdleTimeout.Duration,
+	}, log)
+	fileMode, _ := config.ParseMode(cfg.Stage.FileMode)
+	dirMode, _ := config.ParseMode(cfg.Stage.DirMode)
+	for _, ic := range cfg.Identities {
+		id, err := a.loadIdentity(ic, schedulers, stage.Options{FileMode: goMode(fileMode), DirMode: goMode(dirMode)})
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("identity %q: %w", ic.Name, err)
+		}
+		a.ids[ic.Name] = id
+	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	if err := a.reattach(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// goMode converts a Unix permission word (with setuid/setgid/sticky bits) to an os.FileMode.
+func goMode(m uint32) os.FileMode {
+	fm := os.FileMode(m & 0o777)
+	if m&0o2000 != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&0o4000 != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&0o1000 != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
+}
+
+func (a *Agent) loadIdentity(ic config.Identity, schedulers SchedulerFactory, so stage.Options) (*identity, error) {
+	sched, err := schedulers(ic.Scheduler, a.cfg.Poll)
+	if err != nil {
+		return nil, err
+	}
+	hk, err := sshpool.ParseKnownHosts(ic.KnownHosts)
+	if err != nil {
+		return nil, err
+	}
+	stg, err := stage.New(ic.WorkDir, so)
+	if err != nil {
+		return nil, err
+	}
+	id := &identity{cfg: ic, sched: sched, stager: stg, hostKeys: hk, creds: map[string]*credential{}}
+	for _, cc := range ic.Credentials {
+		cr := &credential{user: cc.User}
+		cr.signer, cr.err = loadKey(cc)
+		if cr.err != nil {
+			// One member's bad credential must not stop the agent serving the others.
+			a.log.Error().Str("identity", ic.Name).Str("user", cc.User).Err(cr.err).Msg("credential unusable")
+		}
+		id.creds[cc.User] = cr
+	}
+	return id, nil
+}
+
+func loadKey(cc config.Credential) (ssh.Signer, error) {
+	pemBytes, err := os.ReadFile(cc.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	var pass []byte
+	switch {
+	case cc.PassphraseFile != "":
+		b, err := os.ReadFile(cc.PassphraseFile)
+		if err != nil {
+			return nil, fmt.Errorf("read passphrase file: %w", err)
+		}
+		pass = []byte(strings.TrimRight(string(b), "\r\n"))
+	case cc.PassphraseEnv != "":
+		v, ok := os.LookupEnv(cc.PassphraseEnv)
+		if !ok {
+			return nil, fmt.Errorf("passphrase environment variable %s is not set", cc.PassphraseEnv)
+		}
+		pass = []byte(v)
+	}
+	return sshpool.ParsePrivateKey(pemBytes, pass)
+}
+
+// Close stops pollers, closes pools and the store.
+func (a *Agent) Close() error {
+	a.cancel()
+	a.wg.Wait()
+	a.pools.Close()
+	a.mu.Lock()
+	for id, w := range a.watchers {
+		close(w.ch)
+		delete(a.watchers, id)
+	}
+	a.mu.Unlock()
+	return a.store.Close()
+}
+
+// Pools exposes the pool manager (for stats and metrics).
+func (a *Agent) Pools() *sshpool.Manager { return a.pools }
+
+// CommandCounts returns how many remote commands were run per (identity, user), by program name.
+func (a *Agent) CommandCounts() map[sshpool.Key]map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[sshpool.Key]map[string]int{}
+	for k, m := range a.counts {
+		c := map[string]int{}
+		for n, v := range m {
+			c[n] = v
+		}
+		out[k] = c
+	}
+	return out
+}
+
+// session is what one call needs to act as one user on one identity.
+type session struct {
+	id   *identity
+	key  sshpool.Key
+	pool *sshpool.Pool
+	run  *runner
+}
+
+// userSession resolves identity and user to a pool. Errors name both.
+func (a *Agent) userSession(identityName, user string) (*session, error) {
+	id, ok := a.ids[identityName]
+	if !ok {
+		return nil, fmt.Errorf("%w: identity %q is not configured", plugin.ErrNotFound, identityName)
+	}
+	cr, ok := id.creds[user]
+	if !ok {
+		return nil, fmt.Errorf("%w: identity %q has no credential for user %q (missing credentials)", plugin.ErrFailedPrecondition, identityName, user)
+	}
+	if cr.err != nil {
+		return nil, fmt.Errorf("%w: identity %q user %q: credential unusable: %v", plugin.ErrFailedPrecondition, identityName, user, cr.err)
+	}
+	key := sshpool.Key{Identity: identityName, User: user}
+	pool, err := a.pools.Pool(key, sshpool.Target{
+		Host: id.cfg.Host, Port: id.cfg.Port, HostKeys: id.hostKeys, User: user, Signer: cr.signer,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", plugin.ErrUnavailable, err)
+	}
+	return &session{id: id, key: key, pool: pool, run: &runner{a: a, key: key, pool: pool}}, nil
+}
+
+// runner adapts an SSH pool to scheduler.Runner: argv is joined by the one quoting function.
+type runner struct {
+	a    *Agent
+	key  sshpool.Key
+	pool *sshpool.Pool
+}
+
+func (r *runner) Run(ctx context.Context, c scheduler.Command) (scheduler.Result, error) {
+	line, err := scheduler.CommandLine(c)
+	if err != nil {
+		return scheduler.Result{}, fmt.Errorf("%w: %v", plugin.ErrInvalidArgument, err)
+	}
+	r.a.mu.Lock()
+	m := r.a.counts[r.key]
+	if m == nil {
+		m = map[string]int{}
+		r.a.counts[r.key] = m
+	}
+	m[program(c.Argv)]++
+	r.a.mu.Unlock()
+	start := time.Now()
+	res, err := r.pool.Exec(ctx, line, c.Stdin)
+	r.a.log.Debug().Str("identity", r.key.Identity).Str("user", r.key.User).Strs("argv", c.Argv).
+		Int("exit", res.ExitCode).Dur("took", time.Since(start)).Err(err).Msg("remote command")
+	return scheduler.Result{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}, err
+}
+
+// program returns the command an argv runs, looking through a leading "env VAR=value...".
+func program(argv []string) string {
+	if len(argv) > 0 && argv[0] == "env" {
+		for _, a := range argv[1:] {
+			if !strings.Contains(a, "=") {
+				return a
+			}
+		}
+	}
+	if len(argv) == 0 {
+		return ""
+	}
+	return argv[0]
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102") + "-" + hex.EncodeToString(b[:])
+}
+
+// toPlugin converts a stored job to the contract type.
+func toPlugin(j *store.Job) plugin.Job {
+	return plugin.Job{
+		ID: j.ID, Identity: j.Identity, User: j.User, Token: j.Token, Name: j.Name, Dir: j.Dir,
+		SchedulerID: j.SchedulerID, Status: j.Status, State: j.State, Reason: j.Reason, Queue: j.Queue,
+		Submitted: j.Submitted, Started: j.Started, Ended: j.Ended, ExitCode: j.ExitCode, Error: j.Error,
+		Owner: j.Owner, Done: j.Done,
+	}
+}
+
+// Status returns jobs by Ferry id from the cache, in request order; unknown ids are left out.
+func (a *Agent) Status(_ context.Context, ids []string) ([]plugin.Job, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]plugin.Job, 0, len(ids))
+	for _, id := range ids {
+		if j, ok := a.jobs[id]; ok {
+			out = append(out, toPlugin(j))
+		}
+	}
+	return out, nil
+}
+
+// ListJobs lists cached jobs matching req, oldest submission first.
+func (a *Agent) ListJobs(_ context.Context, req plugin.ListRequest) ([]plugin.Job, error) {
+	a.mu.Lock()
+	var out []plugin.Job
+	for _, j := range a.jobs {
+		if (req.Identity != "" && j.Identity != req.Identity) || (req.User != "" && j.User != req.User) {
+			continue
+		}
+		if req.ActiveOnly && j.Done {
+			continue
+		}
+		out = append(out, toPlugin(j))
+	}
+	a.mu.Unlock()
+	sort.Slice(out, func(i, k int) bool {
+		if !out[i].Submitted.Equal(out[k].Submitted) {
+			return out[i].Submitted.Before(out[k].Submitted)
+		}
+		return out[i].ID < out[k].ID
+	})
+	return out, nil
+}
+
+// update applies fn to the cached job id under the lock, persists it and notifies watchers when
+// anything visible changed.
+func (a *Agent) update(id string, fn func(j *store.Job)) {
+	a.mu.Lock()
+	j, ok := a.jobs[id]
+	if !ok {
+		a.mu.Unlock()
+		return
+	}
+	before := *j
+	fn(j)
+	changed := visibleChange(&before, j)
+	snap := *j
+	if changed {
+		a.notifyLocked(&snap)
+	}
+	a.mu.Unlock()
+	if err := a.store.Put(snap); err != nil {
+		a.log.Error().Err(err).Str("job", id).Msg("persist job")
+	}
+}
+
+func visibleChange(a, b *store.Job) bool {
+	return a.Status != b.Status || a.State != b.State || a.Reason != b.Reason || a.Error != b.Error ||
+		a.Done != b.Done || (a.ExitCode == nil) != (b.ExitCode == nil) || a.SchedulerID != b.SchedulerID ||
+		!a.Started.Equal(b.Started) || !a.Ended.Equal(b.Ended)
+}
+
+// reattach loads every job from the store and restarts pollers for unfinished ones.
+func (a *Agent) reattach() error {
+	jobs, err := a.store.All(nil)
+	if err != nil {
+		return fmt.Errorf("load jobs: %w", err)
+	}
+	keys := map[sshpool.Key]bool{}
+	for i := range jobs {
+		j := jobs[i]
+		if !j.Done && j.SchedulerID == "" {
+			// The agent stopped during this submit before it learned the job id.
+			j.Status = string(scheduler.StatusFailed)
+			j.Error = "agent stopped while submitting; the outcome is unknown"
+			j.Done = true
+			_ = a.store.Put(j)
+		}
+		a.jobs[j.ID] = &j
+		if !j.Done {
+			keys[sshpool.Key{Identity: j.Identity, User: j.User}] = true
+		}
+	}
+	for k := range keys {
+		a.log.Info().Str("identity", k.Identity).Str("user", k.User).Msg("re-attaching to jobs")
+		a.ensurePoller(k)
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ferryhpc/ferry/internal/store"
+	"github.com/ferryhpc/ferry/plugin"
+	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/sshpool"
+	"github.com/ferryhpc/ferry/stage"
+)
+
+var tokenRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// Submit writes the task and its wrapper into the task dir and submits it as the user. A request
+// with a Token already seen for that identity and user returns the job it created.
+func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Job, error) {
+	if req.Token != "" && !tokenRE.MatchString(req.Token) {
+		return plugin.Job{}, fmt.Errorf("%w: token %q must be 1-128 letters, digits, '.', '_', ':' or '-'", plugin.ErrInvalidArgument, req.Token)
+	}
+	if len(req.Script) == 0 {
+		return plugin.Job{}, fmt.Errorf("%w: %v", plugin.ErrInvalidArgument, scheduler.ErrEmptyScript)
+	}
+	s, err := a.userSession(req.Identity, req.User)
+	if err != nil {
+		return plugin.Job{}, err
+	}
+	if req.Token != "" {
+		if j, err := a.store.ByToken(req.Identity, req.User, req.Token); err == nil {
+			a.mu.Lock()
+			if c, ok := a.jobs[j.ID]; ok {
+				j = *c
+			}
+			a.mu.Unlock()
+			return toPlugin(&j), nil
+		}
+	}
+	id := newID()
+	rel := req.Dir
+	if rel == "" {
+		rel = path.Join("ferry", req.User, id)
+	}
+	dir, err := s.id.stager.Resolve(rel)
+	if err != nil {
+		return plugin.Job{}, fmt.Errorf("%w: identity %q user %q: %v", plugin.ErrInvalidArgument, req.Identity, req.User, err)
+	}
+	spec := scheduler.JobSpec{
+		Name: req.Name, Dir: dir, Token: req.Token, Env: req.Env,
+		Resources: scheduler.Resources{
+			CPUs: req.Resources.CPUs, MemoryMB: req.Resources.MemoryMB, Time: req.Resources.Time,
+			Queue: req.Resources.Queue, Account: req.Resources.Account, Extra: req.Resources.Extra,
+		},
+	}
+	script, err := s.id.sched.Render(spec)
+	if err != nil {
+		return plugin.Job{}, fmt.Errorf("%w: identity %q user %q: %v", plugin.ErrInvalidArgument, req.Identity, req.User, err)
+	}
+	if _, err := scheduler.CommandLine(s.id.sched.SubmitCommand(spec)); err != nil {
+		return plugin.Job{}, fmt.Errorf("%w: identity %q user %q: %v", plugin.ErrInvalidArgument, req.Identity, req.User, err)
+	}
+	log := a.log.With().Str("identity", req.Identity).Str("user", req.User).Str("job", id).Logger()
+
+	// Stage the task and wrapper. Nothing is submitted yet, so a failure here loses nothing.
+	if err := s.id.stager.WriteFile(ctx, s.pool, path.Join(dir, scheduler.TaskFile), req.Script, 0); err != nil {
+		return plugin.Job{}, stageErr(req.Identity, req.User, err)
+	}
+	if err := s.id.stager.WriteFile(ctx, s.pool, path.Join(dir, scheduler.RunFile), script, 0); err != nil {
+		return plugin.Job{}, stageErr(req.Identity, req.User, err)
+	}
+
+	j := &store.Job{
+		ID: id, Identity: req.Identity, User: req.User, Token: req.Token, Name: req.Name, Dir: dir,
+		Status: "submitting", Submitted: time.Now().UTC(),
+	}
+	if err := a.store.Put(*j); err != nil {
+		return plugin.Job{}, fmt.Errorf("persist job: %w", err)
+	}
+	a.mu.Lock()
+	a.jobs[id] = j
+	a.mu.Unlock()
+
+	sctx, cancel := context.WithTimeout(ctx, a.cfg.Poll.SubmitTimeout.Duration)
+	defer cancel()
+	cmd := s.id.sched.SubmitCommand(spec)
+	res, err := s.run.Run(sctx, cmd)
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("%w: %v", scheduler.ErrSubmitRejected, scheduler.NewCommandError(cmd, res))
+	}
+	var jobID scheduler.JobID
+	if err == nil {
+		jobID, err = s.id.sched.ParseSubmit(res.Stdout)
+	}
+	if err != nil {
+		a.update(id, func(j *store.Job) {
+			j.Status = string(scheduler.StatusFailed)
+			j.Error = "submit failed: " + err.Error()
+			j.Done = true
+		})
+		log.Warn().Err(err).Msg("submit failed")
+		code := plugin.ErrUnavailable
+		if errors.Is(err, scheduler.ErrSubmitRejected) {
+			code = plugin.ErrInvalidArgument
+		}
+		return plugin.Job{}, fmt.Errorf("%w: submit job %q as %q on identity %q: %v", code, req.Name, req.User, req.Identity, err)
+	}
+	a.update(id, func(j *store.Job) {
+		j.SchedulerID = string(jobID)
+		j.Status = string(scheduler.StatusPending)
+	})
+	log.Info().Str("scheduler_id", string(jobID)).Msg("job submitted")
+	a.ensurePoller(s.key)
+	a.mu.Lock()
+	out := toPlugin(a.jobs[id])
+	a.mu.Unlock()
+	return out, nil
+}
+
+func stageErr(identity, user string, err error) error {
+	code := plugin.ErrUnavailable
+	if errors.Is(err, stage.ErrOutsideWorkDir) {
+		code = plugin.ErrInvalidArgument
+	}
+	return fmt.Errorf("%w: identity %q user %q: %v", code, identity, user, err)
+}
+
+// Cancel cancels jobs, one scheduler command per user and batch.
+func (a *Agent) Cancel(ctx context.Context, ids []string) ([]plugin.CancelResult, error) {
+	type group struct {
+		identity, user string
+		jobs           []store.Job
+	}
+	groups := map[string]*group{}
+	var order []string
+	results := make(map[string]string, len(ids))
+	a.mu.Lock()
+	for _, id := range ids {
+		j, ok := a.jobs[id]
+		switch {
+		case !ok:
+			results[id] = "job not found"
+		case j.Done || scheduler.Status(j.Status).Final():
+			results[id] = "" // already ended: not an error
+		case j.SchedulerID == "":
+			results[id] = "job is still being submitted; retry"
+		default:
+			k := j.Identity + "\x00" + j.User
+			g := groups[k]
+			if g == nil {
+				g = &group{identity: j.Identity, user: j.User}
+				groups[k] = g
+				order = append(order, k)
+			}
+			g.jobs = append(g.jobs, *j)
+		}
+	}
+	a.mu.Unlock()
+	for _, k := range order {
+		g := groups[k]
+		s, err := a.userSession(g.identity, g.user)
+		for start := 0; start < len(g.jobs); start += a.cfg.Poll.CancelBatch {
+			batch := g.jobs[start:min(start+a.cfg.Poll.CancelBatch, len(g.jobs))]
+			var sids []scheduler.JobID
+			for _, j := range batch {
+				sids = append(sids, scheduler.JobID(j.SchedulerID))
+			}
+			berr := err
+			if berr == nil {
+				cmd := s.id.sched.CancelCommand(sids)
+				var res scheduler.Result
+				res, berr = s.run.Run(ctx, cmd)
+				if berr == nil {
+					berr = s.id.sched.CheckCancel(sids, res)
+				}
+			}
+			for _, j := range batch {
+				if berr != nil {
+					results[j.ID] = berr.Error()
+					continue
+				}
+				results[j.ID] = ""
+				a.update(j.ID, func(j *store.Job) { j.Reason = "cancel requested" })
+			}
+		}
+		a.ensurePoller(sshpool.Key{Identity: g.identity, User: g.user})
+	}
+	out := make([]plugin.CancelResult, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, plugin.CancelResult{ID: id, Error: results[id]})
+	}
+	return out, nil
+}
+
+// StageIn copies local files into the work dir as the user.
+func (a *Agent) StageIn(ctx context.Context, req plugin.StageRequest) (plugin.StageResult, error) {
+	return a.stageFiles(ctx, req, true)
+}
+
+// StageOut copies work-dir files to local paths.
+func (a *Agent) StageOut(ctx context.Context, req plugin.StageRequest) (plugin.StageResult, error) {
+	return a.stageFiles(ctx, req, false)
+}
+
+func (a *Agent) stageFiles(ctx context.Context, req plugin.StageRequest, in bool) (plugin.StageResult, error) {
+	s, err := a.userSession(req.Identity, req.User)
+	if err != nil {
+		return plugin.StageResult{}, err
+	}
+	var total plugin.StageResult
+	for _, f := range req.Files {
+		if f.Local == "" || !strings.HasPrefix(f.Local, "/") {
+			return total, fmt.Errorf("%w: local path %q must be absolute", plugin.ErrInvalidArgument, f.Local)
+		}
+		var r stage.Result
+		if in {
+			r, err = s.id.stager.Upload(ctx, s.pool, f.Local, f.Remote)
+		} else {
+			r, err = s.id.stager.Download(ctx, s.pool, f.Remote, f.Local)
+		}
+		total.Files += r.Files
+		total.Bytes += r.Bytes
+		if err != nil {
+			return total, stageErr(req.Identity, req.User, err)
+		}
+	}
+	return total, nil
+}
