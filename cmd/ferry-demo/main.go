@@ -168,8 +168,18 @@ func run(clusterFile, ferryBin, stateDir string, users []string) error {
 	cancelled := false
 	err = svc.Watch(wctx, plugin.WatchRequest{IDs: ids}, func(ev plugin.JobEvent) error {
 		t := byID[ev.Job.ID]
+		prev := t.job
 		t.job = ev.Job
-		fmt.Printf("  %-18s %-6s %-9s %s\n", t.name, t.user, ev.Job.Status, ev.Job.Reason)
+		switch {
+		case ev.Job.Done && !prev.Done:
+			exit := "unknown"
+			if ev.Job.ExitCode != nil {
+				exit = strconv.Itoa(*ev.Job.ExitCode)
+			}
+			fmt.Printf("  %-18s %-6s %-9s exit code %s\n", t.name, t.user, ev.Job.Status, exit)
+		case ev.Job.Status != prev.Status || ev.Job.Reason != prev.Reason:
+			fmt.Printf("  %-18s %-6s %-9s %s\n", t.name, t.user, ev.Job.Status, ev.Job.Reason)
+		}
 		if t.cancel && !cancelled && ev.Job.Status == "running" {
 			cancelled = true
 			go func() {
