@@ -3,6 +3,7 @@ package sshpool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/ferryhpc/ferry/internal/netproxy"
 	"github.com/ferryhpc/ferry/internal/testcluster"
 	"github.com/ferryhpc/ferry/scheduler"
 	"github.com/ferryhpc/ferry/sshpool"
@@ -164,4 +166,42 @@ func TestStdinReachesCommand(t *testing.T) {
 	res, err := p.Exec(context.Background(), "cat", []byte("hello\nworld\n"))
 	require.NoError(t, err)
 	require.Equal(t, "hello\nworld\n", string(res.Stdout))
+}
+
+// TestDeadConnectionEvicted puts a proxy that silently stops forwarding between the pool and sshd:
+// the connection is evicted within keepalive interval + timeout, an in-flight command returns an
+// error instead of hanging, and once traffic flows again the pool dials a fresh connection.
+func TestDeadConnectionEvicted(t *testing.T) {
+	c := testcluster.Require(t)
+	px, err := netproxy.Start(fmt.Sprintf("%s:%d", c.Host, c.Port), 0)
+	require.NoError(t, err)
+	defer px.Close()
+	tg := target(t, c, "alice")
+	tg.Host, tg.Port = "127.0.0.1", px.Addr().Port
+	interval, timeout := 300*time.Millisecond, 300*time.Millisecond
+	_, p := newPool(t, sshpool.Options{KeepaliveInterval: interval, KeepaliveTimeout: timeout, DialTimeout: 2 * time.Second}, sshpool.Key{Identity: "local", User: "alice"}, tg)
+	require.Equal(t, "alice", strings.TrimSpace(string(run(t, p, "id", "-un").Stdout)))
+	require.Equal(t, 1, p.Stats().Conns)
+
+	inflight := make(chan error, 1)
+	go func() {
+		_, err := p.Exec(context.Background(), "sleep 60", nil)
+		inflight <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	px.Blackhole(true)
+	start := time.Now()
+	select {
+	case err := <-inflight:
+		require.Error(t, err)
+		require.Contains(t, err.Error(), "outcome unknown")
+	case <-time.After(3 * (interval + timeout)):
+		t.Fatal("in-flight command still hanging after 3 keepalive bounds")
+	}
+	require.Less(t, time.Since(start), 3*(interval+timeout))
+	require.Eventually(t, func() bool { return p.Stats().Conns == 0 }, time.Second, 20*time.Millisecond)
+	require.Contains(t, p.Stats().LastError, "keepalive")
+
+	px.Blackhole(false)
+	require.Equal(t, "alice", strings.TrimSpace(string(run(t, p, "id", "-un").Stdout)))
 }
