@@ -192,3 +192,14 @@ func trimSpace(s string) string {
 	}
 	return s
 }
+
+// TokenLookup is the optional ability to find a user's job by the Ferry token it was submitted with
+// (JobSpec.Token, recorded by the adapter in the job's comment or name). The agent uses it when a
+// submit's outcome is unknown (the connection dropped after the scheduler may have accepted it), so
+// the job is adopted rather than submitted twice.
+type TokenLookup interface {
+	// LookupCommand returns the one command listing user's jobs with their tokens.
+	LookupCommand(user string) Command
+	// ParseLookup returns the id of the job carrying token, and whether there is one.
+	ParseLookup(stdout []byte, token string) (JobID, bool, error)
+}

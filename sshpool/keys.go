@@ -27,6 +27,9 @@ var (
 	ErrBadPassphrase = errors.New("incorrect passphrase")
 	// ErrBadKey means the private key could not be parsed.
 	ErrBadKey = errors.New("invalid private key")
+	// ErrOutcomeUnknown means a command was started but its result was lost (connection dropped,
+	// context ended): it may or may not have run. Errors without it mean the command never started.
+	ErrOutcomeUnknown = errors.New("command outcome unknown")
 	// ErrClosed means the pool or manager was closed.
 	ErrClosed = errors.New("pool closed")
 )

@@ -641,13 +641,13 @@ func (p *Pool) run(ctx context.Context, c *conn, sess *ssh.Session, cmdline stri
 			}
 			return res, nil
 		}
-		return res, p.errorf("command outcome unknown: %w", err)
+		return res, p.errorf("%w: %w", ErrOutcomeUnknown, err)
 	case <-ctx.Done():
 		_ = sess.Signal(ssh.SIGKILL)
 		_ = sess.Close()
-		return Result{}, p.errorf("command outcome unknown: %w", ctx.Err())
+		return Result{}, p.errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
 	case <-c.done:
-		return Result{}, p.errorf("command outcome unknown: %w: connection lost", ErrUnreachable)
+		return Result{}, p.errorf("%w: %w: connection lost", ErrOutcomeUnknown, ErrUnreachable)
 	}
 }
 

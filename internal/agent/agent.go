@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -365,23 +366,64 @@ func (a *Agent) reattach() error {
 		return fmt.Errorf("load jobs: %w", err)
 	}
 	keys := map[sshpool.Key]bool{}
+	var settle []string
 	for i := range jobs {
 		j := jobs[i]
 		if !j.Done && j.SchedulerID == "" {
-			// The agent stopped during this submit before it learned the job id.
-			j.Status = string(scheduler.StatusFailed)
-			j.Error = "agent stopped while submitting; the outcome is unknown"
-			j.Done = true
-			_ = a.store.Put(j)
+			// The agent stopped during this submit: settle it by token in the background.
+			settle = append(settle, j.ID)
 		}
 		a.jobs[j.ID] = &j
 		if !j.Done {
 			keys[sshpool.Key{Identity: j.Identity, User: j.User}] = true
 		}
 	}
+	for _, id := range settle {
+		a.wg.Add(1)
+		go a.settleSubmit(id)
+	}
 	for k := range keys {
 		a.log.Info().Str("identity", k.Identity).Str("user", k.User).Msg("re-attaching to jobs")
 		a.ensurePoller(k)
 	}
 	return nil
+}
+
+// settleSubmit finishes a submit the agent did not see complete before it stopped: the job is
+// looked up by its token and adopted if the scheduler has it, else submitted now.
+func (a *Agent) settleSubmit(id string) {
+	defer a.wg.Done()
+	a.mu.Lock()
+	j := *a.jobs[id]
+	a.mu.Unlock()
+	log := a.log.With().Str("identity", j.Identity).Str("user", j.User).Str("job", id).Logger()
+	var spec scheduler.JobSpec
+	err := json.Unmarshal(j.Spec, &spec)
+	var s *session
+	if err == nil {
+		s, err = a.userSession(j.Identity, j.User)
+	}
+	var jobID scheduler.JobID
+	if err == nil {
+		jobID, err = a.doSubmit(a.ctx, s, spec, true)
+	}
+	if err != nil {
+		if a.ctx.Err() != nil {
+			return // shutting down: the next start settles it
+		}
+		log.Error().Err(err).Msg("could not settle an interrupted submit")
+		a.update(id, func(j *store.Job) {
+			j.Status = string(scheduler.StatusFailed)
+			j.Error = "agent stopped during submit and the outcome could not be settled: " + err.Error()
+			j.Done = true
+		})
+		return
+	}
+	log.Info().Str("scheduler_id", string(jobID)).Msg("interrupted submit settled")
+	a.update(id, func(j *store.Job) {
+		j.SchedulerID = string(jobID)
+		j.Status = string(scheduler.StatusPending)
+		j.Error = ""
+	})
+	a.ensurePoller(sshpool.Key{Identity: j.Identity, User: j.User})
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -74,10 +75,13 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 		return plugin.Job{}, stageErr(req.Identity, req.User, err)
 	}
 
+	specJSON, _ := json.Marshal(spec)
 	j := &store.Job{
 		ID: id, Identity: req.Identity, User: req.User, Token: req.Token, Name: req.Name, Dir: dir,
-		Status: "submitting", Submitted: time.Now().UTC(),
+		Status: statusSubmitting, Submitted: time.Now().UTC(), Spec: specJSON,
 	}
+	// Persisted before the submit runs: if the agent dies mid-submit, the restarted agent finds
+	// the record and settles it by token instead of losing or duplicating the job.
 	if err := a.store.Put(*j); err != nil {
 		return plugin.Job{}, fmt.Errorf("persist job: %w", err)
 	}
@@ -85,33 +89,29 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 	a.jobs[id] = j
 	a.mu.Unlock()
 
-	sctx, cancel := context.WithTimeout(ctx, a.cfg.Poll.SubmitTimeout.Duration)
-	defer cancel()
-	cmd := s.id.sched.SubmitCommand(spec)
-	res, err := s.run.Run(sctx, cmd)
-	if err == nil && res.ExitCode != 0 {
-		err = fmt.Errorf("%w: %v", scheduler.ErrSubmitRejected, scheduler.NewCommandError(cmd, res))
-	}
-	var jobID scheduler.JobID
-	if err == nil {
-		jobID, err = s.id.sched.ParseSubmit(res.Stdout)
-	}
+	jobID, err := a.doSubmit(ctx, s, spec, false)
 	if err != nil {
-		a.update(id, func(j *store.Job) {
-			j.Status = string(scheduler.StatusFailed)
-			j.Error = "submit failed: " + err.Error()
-			j.Done = true
-		})
 		log.Warn().Err(err).Msg("submit failed")
 		code := plugin.ErrUnavailable
-		if errors.Is(err, scheduler.ErrSubmitRejected) {
+		if errors.Is(err, scheduler.ErrSubmitRejected) || errors.Is(err, scheduler.ErrParse) {
 			code = plugin.ErrInvalidArgument
+		}
+		if errors.Is(err, sshpool.ErrOutcomeUnknown) {
+			// The job may exist: keep the record so a retry with the same token returns it.
+			a.update(id, func(j *store.Job) {
+				j.Status = string(scheduler.StatusUnknown)
+				j.Error = "submit outcome unknown: " + err.Error()
+			})
+		} else {
+			// The submit certainly did not create a job: forget it, so a retry submits afresh.
+			a.forget(id)
 		}
 		return plugin.Job{}, fmt.Errorf("%w: submit job %q as %q on identity %q: %v", code, req.Name, req.User, req.Identity, err)
 	}
 	a.update(id, func(j *store.Job) {
 		j.SchedulerID = string(jobID)
 		j.Status = string(scheduler.StatusPending)
+		j.Error = ""
 	})
 	log.Info().Str("scheduler_id", string(jobID)).Msg("job submitted")
 	a.ensurePoller(s.key)
@@ -119,6 +119,85 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 	out := toPlugin(a.jobs[id])
 	a.mu.Unlock()
 	return out, nil
+}
+
+// statusSubmitting marks a job whose submit has not settled yet.
+const statusSubmitting = "submitting"
+
+// doSubmit runs the submit command and returns the job id. When the outcome is unknown and the job
+// carries a token the scheduler can look up, it asks the scheduler whether the job exists before
+// submitting again, so a job is never submitted twice. lookupFirst starts with that question (used
+// by a restarted agent for a submit it did not see finish).
+func (a *Agent) doSubmit(ctx context.Context, s *session, spec scheduler.JobSpec, lookupFirst bool) (scheduler.JobID, error) {
+	lookup, canLookup := s.id.sched.(scheduler.TokenLookup)
+	canLookup = canLookup && spec.Token != ""
+	if lookupFirst && !canLookup {
+		return "", fmt.Errorf("%w: the agent stopped during this submit and cannot look the job up without a token", sshpool.ErrOutcomeUnknown)
+	}
+	cmd := s.id.sched.SubmitCommand(spec)
+	var lastErr error
+	for attempt := 0; attempt < 4; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+			case <-ctx.Done():
+				return "", fmt.Errorf("%w: %w (last error: %v)", sshpool.ErrOutcomeUnknown, ctx.Err(), lastErr)
+			}
+		}
+		if canLookup && (attempt > 0 || lookupFirst) {
+			id, found, err := a.lookupToken(ctx, s, lookup, spec.Token)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			if found {
+				a.log.Info().Str("identity", s.key.Identity).Str("user", s.key.User).Str("token", spec.Token).
+					Str("scheduler_id", string(id)).Msg("ambiguous submit settled: the job exists")
+				return id, nil
+			}
+		}
+		sctx, cancel := context.WithTimeout(ctx, a.cfg.Poll.SubmitTimeout.Duration)
+		res, err := s.run.Run(sctx, cmd)
+		cancel()
+		if err != nil {
+			lastErr = err
+			if !canLookup || !errors.Is(err, sshpool.ErrOutcomeUnknown) {
+				// Never started (nothing to settle), or started with no way to check: report.
+				return "", err
+			}
+			continue
+		}
+		if res.ExitCode != 0 {
+			return "", fmt.Errorf("%w: %v", scheduler.ErrSubmitRejected, scheduler.NewCommandError(cmd, res))
+		}
+		return s.id.sched.ParseSubmit(res.Stdout)
+	}
+	return "", fmt.Errorf("%w: %v", sshpool.ErrOutcomeUnknown, lastErr)
+}
+
+// lookupToken asks the scheduler for the user's job carrying token.
+func (a *Agent) lookupToken(ctx context.Context, s *session, lookup scheduler.TokenLookup, token string) (scheduler.JobID, bool, error) {
+	qctx, cancel := context.WithTimeout(ctx, a.cfg.Poll.CommandTimeout.Duration)
+	defer cancel()
+	lc := lookup.LookupCommand(s.key.User)
+	res, err := s.run.Run(qctx, lc)
+	if err != nil {
+		return "", false, err
+	}
+	if res.ExitCode != 0 {
+		return "", false, scheduler.NewCommandError(lc, res)
+	}
+	return lookup.ParseLookup(res.Stdout, token)
+}
+
+// forget removes a job that never reached the scheduler.
+func (a *Agent) forget(id string) {
+	a.mu.Lock()
+	delete(a.jobs, id)
+	a.mu.Unlock()
+	if err := a.store.Delete(id); err != nil {
+		a.log.Error().Err(err).Str("job", id).Msg("forget job")
+	}
 }
 
 func stageErr(identity, user string, err error) error {

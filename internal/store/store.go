@@ -45,6 +45,8 @@ type Job struct {
 	Error       string            `json:"error,omitempty"`
 	Done        bool              `json:"done"` // final status and exit code recorded; no more tracking
 	Meta        map[string]string `json:"meta,omitempty"`
+	// Spec is what was submitted, kept so an agent restarted mid-submit can finish the submit.
+	Spec json.RawMessage `json:"spec,omitempty"`
 }
 
 // Store is a bbolt-backed job store. It is safe for concurrent use.
@@ -97,6 +99,23 @@ func (s *Store) Put(j Job) error {
 			return tx.Bucket(bucketTokens).Put(tokenKey(j.Identity, j.User, j.Token), []byte(j.ID))
 		}
 		return nil
+	})
+}
+
+// Delete removes the job with id and its token index entry.
+func (s *Store) Delete(id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketJobs).Get([]byte(id))
+		if b == nil {
+			return nil
+		}
+		var j Job
+		if err := json.Unmarshal(b, &j); err == nil && j.Token != "" {
+			if err := tx.Bucket(bucketTokens).Delete(tokenKey(j.Identity, j.User, j.Token)); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketJobs).Delete([]byte(id))
 	})
 }
 
