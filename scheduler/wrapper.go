@@ -128,6 +128,8 @@ while :; do
   fi
   break
 done
+# The task is over: a late signal must not overwrite its real exit code.
+trap '' USR2 TERM INT
 ferry_done=1
 ferry_write_exit "$ferry_ret"
 exit "$ferry_ret"

@@ -18,8 +18,10 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/time/rate"
 
 	"github.com/ferryhpc/ferry/internal/config"
+	"github.com/ferryhpc/ferry/internal/metrics"
 	"github.com/ferryhpc/ferry/internal/store"
 	"github.com/ferryhpc/ferry/plugin"
 	"github.com/ferryhpc/ferry/scheduler"
@@ -48,6 +50,11 @@ type Agent struct {
 	watchers map[int]*watcher
 	nextW    int
 	counts   map[sshpool.Key]map[string]int
+	gens     map[sshpool.Key]uint64
+	limits   map[string]*rate.Limiter // "u/<identity>/<user>" and "i/<identity>"
+	recent   map[sshpool.Key]*window  // commands in the last minute, for `ferry pools`
+
+	metrics *metrics.Metrics
 }
 
 type identity struct {
@@ -82,7 +89,11 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 		pollers:  map[sshpool.Key]*poller{},
 		watchers: map[int]*watcher{},
 		counts:   map[sshpool.Key]map[string]int{},
+		gens:     map[sshpool.Key]uint64{},
+		limits:   map[string]*rate.Limiter{},
+		recent:   map[sshpool.Key]*window{},
 	}
+	a.metrics = metrics.New(a)
 	a.pools = sshpool.NewManager(sshpool.Options{
 		MaxSessionsPerConn: cfg.Pool.MaxSessionsPerConn,
 		MaxConnsPerUser:    cfg.Pool.MaxConnsPerUser,
@@ -249,20 +260,113 @@ func (r *runner) Run(ctx context.Context, c scheduler.Command) (scheduler.Result
 	if err != nil {
 		return scheduler.Result{}, fmt.Errorf("%w: %v", plugin.ErrInvalidArgument, err)
 	}
+	prog := program(c.Argv)
+	if err := r.a.wait(ctx, r.key); err != nil {
+		return scheduler.Result{}, fmt.Errorf("%s: waiting for the command rate limit: %w", r.key, err)
+	}
 	r.a.mu.Lock()
 	m := r.a.counts[r.key]
 	if m == nil {
 		m = map[string]int{}
 		r.a.counts[r.key] = m
 	}
-	m[program(c.Argv)]++
+	m[prog]++
+	w := r.a.recent[r.key]
+	if w == nil {
+		w = &window{}
+		r.a.recent[r.key] = w
+	}
+	w.add(time.Now())
 	r.a.mu.Unlock()
 	start := time.Now()
 	res, err := r.pool.Exec(ctx, line, c.Stdin)
+	took := time.Since(start)
+	outcome := "ok"
+	switch {
+	case err != nil:
+		outcome = "error"
+	case res.ExitCode != 0:
+		outcome = "nonzero"
+	}
+	r.a.metrics.Command(r.key.Identity, r.key.User, prog, outcome, took)
 	r.a.log.Debug().Str("identity", r.key.Identity).Str("user", r.key.User).Strs("argv", c.Argv).
-		Int("exit", res.ExitCode).Dur("took", time.Since(start)).Err(err).Msg("remote command")
+		Int("exit", res.ExitCode).Dur("took", took).Err(err).Msg("remote command")
 	return scheduler.Result{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}, err
 }
+
+// wait blocks until both the user's and the identity's command rate allow one more command.
+func (a *Agent) wait(ctx context.Context, k sshpool.Key) error {
+	a.mu.Lock()
+	get := func(name string, perMinute int) *rate.Limiter {
+		l := a.limits[name]
+		if l == nil {
+			l = rate.NewLimiter(rate.Limit(float64(perMinute)/60), a.cfg.Limits.Burst)
+			a.limits[name] = l
+		}
+		return l
+	}
+	user := get("u/"+k.Identity+"/"+k.User, a.cfg.Limits.UserCommandsPerMinute)
+	ident := get("i/"+k.Identity, a.cfg.Limits.IdentityCommandsPerMinute)
+	a.mu.Unlock()
+	if err := user.Wait(ctx); err != nil {
+		return err
+	}
+	return ident.Wait(ctx)
+}
+
+// window counts events in the last minute in one-second buckets.
+type window struct {
+	buckets [60]int
+	stamps  [60]int64
+}
+
+func (w *window) add(t time.Time) {
+	s := t.Unix()
+	i := s % 60
+	if w.stamps[i] != s {
+		w.stamps[i], w.buckets[i] = s, 0
+	}
+	w.buckets[i]++
+}
+
+func (w *window) count(now time.Time) int {
+	n := 0
+	for i := range w.buckets {
+		if now.Unix()-w.stamps[i] < 60 {
+			n += w.buckets[i]
+		}
+	}
+	return n
+}
+
+// PoolStats returns every pool's statistics (metrics.Source).
+func (a *Agent) PoolStats() []sshpool.Stats { return a.pools.Stats() }
+
+// JobCounts returns the number of known jobs by status (metrics.Source).
+func (a *Agent) JobCounts() map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[string]int{}
+	for _, j := range a.jobs {
+		out[j.Status]++
+	}
+	return out
+}
+
+// CommandsLastMinute returns the scheduler commands run per (identity, user) in the last minute.
+func (a *Agent) CommandsLastMinute() map[sshpool.Key]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	out := map[sshpool.Key]int{}
+	for k, w := range a.recent {
+		out[k] = w.count(now)
+	}
+	return out
+}
+
+// Metrics returns the agent's Prometheus metrics.
+func (a *Agent) Metrics() *metrics.Metrics { return a.metrics }
 
 // program returns the command an argv runs, looking through a leading "env VAR=value...".
 func program(argv []string) string {
@@ -345,6 +449,7 @@ func (a *Agent) update(id string, fn func(j *store.Job)) {
 	changed := visibleChange(&before, j)
 	snap := *j
 	if changed {
+		a.gens[sshpool.Key{Identity: j.Identity, User: j.User}]++
 		a.notifyLocked(&snap)
 	}
 	a.mu.Unlock()

@@ -40,20 +40,29 @@ func (a *Agent) ensurePoller(k sshpool.Key) {
 }
 
 // pollLoop issues at most one status query per poll interval for the user's jobs, and exits when
-// the user has no active job left.
+// the user has no active job left. The interval starts at poll.interval, stretches by half after
+// each poll that changed nothing (up to poll.max_interval), and snaps back after a change, a
+// submit or a cancel; it is never shorter than poll.interval.
 func (a *Agent) pollLoop(p *poller) {
 	defer a.wg.Done()
-	interval := a.cfg.Poll.Interval.Duration
-	// The first poll comes soon so a new job's first state shows quickly; later ones keep the
-	// interval, even when kicked, so the controller sees one query per user per interval.
-	next := time.Now().Add(min(interval, time.Second))
+	minI, maxI := a.cfg.Poll.Interval.Duration, a.cfg.Poll.MaxInterval.Duration
+	cur := minI
+	var last time.Time
+	// The first poll comes soon so a new job's first state shows quickly.
+	next := time.Now().Add(min(minI, time.Second))
 	for {
-		wait := time.Until(next)
-		t := time.NewTimer(max(wait, 0))
+		t := time.NewTimer(max(time.Until(next), 0))
 		select {
 		case <-a.ctx.Done():
 			t.Stop()
 			return
+		case <-p.kick:
+			t.Stop()
+			cur = minI
+			if !last.IsZero() && last.Add(minI).Before(next) {
+				next = last.Add(minI)
+			}
+			continue
 		case <-t.C:
 		}
 		jobs := a.activeJobs(p.key)
@@ -67,14 +76,24 @@ func (a *Agent) pollLoop(p *poller) {
 			a.mu.Unlock()
 			continue
 		}
-		next = time.Now().Add(interval)
+		gen := a.generation(p.key)
+		last = time.Now()
 		a.pollOnce(a.ctx, p.key, jobs)
-		// Drain a kick that arrived during the poll: the poll already saw its job.
-		select {
-		case <-p.kick:
-		default:
+		if a.generation(p.key) != gen {
+			cur = minI
+		} else {
+			cur = min(cur*3/2, maxI)
 		}
+		next = last.Add(cur)
 	}
+}
+
+// generation counts visible job changes of k, so the poller can tell whether a poll changed
+// anything.
+func (a *Agent) generation(k sshpool.Key) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.gens[k]
 }
 
 func (a *Agent) activeJobs(k sshpool.Key) []store.Job {

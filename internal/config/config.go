@@ -21,6 +21,7 @@ type Config struct {
 	Pool       Pool       `toml:"pool"`
 	Poll       Poll       `toml:"poll"`
 	Stage      Stage      `toml:"stage"`
+	Limits     Limits     `toml:"limits"`
 	Identities []Identity `toml:"identity"`
 }
 
@@ -29,6 +30,15 @@ type Agent struct {
 	StateDir     string `toml:"state_dir"`
 	ReattachFile string `toml:"reattach_file"`
 	LogLevel     string `toml:"log_level"`
+	// MetricsListen is the address of the Prometheus /metrics endpoint; empty disables it.
+	MetricsListen string `toml:"metrics_listen"`
+}
+
+// Limits caps the scheduler commands Ferry sends, so the controller is never hammered.
+type Limits struct {
+	UserCommandsPerMinute     int `toml:"user_commands_per_minute"`
+	IdentityCommandsPerMinute int `toml:"identity_commands_per_minute"`
+	Burst                     int `toml:"burst"`
 }
 
 // Pool configures SSH connection pools (see sshpool.Options).
@@ -45,6 +55,7 @@ type Pool struct {
 // Poll configures status polling and exit-code collection.
 type Poll struct {
 	Interval       Duration `toml:"interval"`
+	MaxInterval    Duration `toml:"max_interval"`
 	CommandTimeout Duration `toml:"command_timeout"`
 	ExitCodeGrace  Duration `toml:"exit_code_grace"`
 	CancelBatch    int      `toml:"cancel_batch"`
@@ -111,13 +122,15 @@ func Default() Config {
 		},
 		Poll: Poll{
 			Interval:       Duration{5 * time.Second},
+			MaxInterval:    Duration{60 * time.Second},
 			CommandTimeout: Duration{60 * time.Second},
 			ExitCodeGrace:  Duration{270 * time.Second},
 			CancelBatch:    100,
 			SubmitTimeout:  Duration{60 * time.Second},
 			SignalLead:     Duration{30 * time.Second},
 		},
-		Stage: Stage{FileMode: "0664", DirMode: "2775"},
+		Stage:  Stage{FileMode: "0664", DirMode: "2775"},
+		Limits: Limits{UserCommandsPerMinute: 600, IdentityCommandsPerMinute: 3000, Burst: 20},
 	}
 }
 
@@ -191,6 +204,12 @@ func (c Config) Validate() error {
 	positive("pool.max_conns_per_user", c.Pool.MaxConnsPerUser)
 	positive("pool.max_dials_per_host", c.Pool.MaxDialsPerHost)
 	positive("poll.cancel_batch", c.Poll.CancelBatch)
+	positive("limits.user_commands_per_minute", c.Limits.UserCommandsPerMinute)
+	positive("limits.identity_commands_per_minute", c.Limits.IdentityCommandsPerMinute)
+	positive("limits.burst", c.Limits.Burst)
+	if c.Poll.MaxInterval.Duration < c.Poll.Interval.Duration {
+		bad("poll.max_interval", "must not be shorter than poll.interval (%s), got %s", c.Poll.Interval.Duration, c.Poll.MaxInterval.Duration)
+	}
 	for field, d := range map[string]Duration{
 		"pool.dial_timeout": c.Pool.DialTimeout, "pool.keepalive_interval": c.Pool.KeepaliveInterval,
 		"pool.keepalive_timeout": c.Pool.KeepaliveTimeout, "pool.idle_timeout": c.Pool.IdleTimeout,

@@ -1,0 +1,67 @@
+package slurm
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/ferryhpc/ferry/scheduler"
+)
+
+// commentPrefix starts the --comment Render records a token in.
+const commentPrefix = "ferry:"
+
+// lookupFormat lists each job's id and comment; the comment is last because it is free text.
+const lookupFormat = "%i|%k"
+
+// LookupCommand returns the one squeue call that lists user's jobs with their comments, finished
+// ones included, so a job whose submit outcome is unknown can be found by its token (Render puts
+// it in --comment=ferry:TOKEN). It works as long as squeue still lists the job (MinJobAge after it
+// ends); accounting keeps comments only where AccountingStoreFlags has job_comment, so sacct is not
+// relied on.
+func (s *Slurm) LookupCommand(user string) scheduler.Command {
+	return scheduler.Command{Argv: []string{"squeue", "--noheader", "--states=all", "--user=" + user, "--format=" + lookupFormat}}
+}
+
+// ParseLookup finds the job whose comment is exactly "ferry:"+token in LookupCommand's output.
+// When several carry it (a submit that was retried after all), the lowest job id, the first
+// submission, is returned. A line without '|' is an error wrapping scheduler.ErrParse.
+func (s *Slurm) ParseLookup(stdout []byte, token string) (scheduler.JobID, bool, error) {
+	want := commentPrefix + token
+	var best scheduler.JobID
+	bestN := uint64(0)
+	err := eachLine(stdout, func(no int, line string) error {
+		if strings.TrimSpace(line) == "" {
+			return nil
+		}
+		id, comment, ok := strings.Cut(line, "|")
+		if !ok {
+			return fmt.Errorf("squeue line %d has no '|': %q: %w", no, bound(line), scheduler.ErrParse)
+		}
+		id = strings.TrimSpace(id)
+		if comment != want || id == "" {
+			return nil
+		}
+		n, err := strconv.ParseUint(leadingDigits(id), 10, 64)
+		if err != nil {
+			n = ^uint64(0) // not numeric: keep it only if nothing better turns up
+		}
+		if best == "" || n < bestN {
+			best, bestN = scheduler.JobID(id), n
+		}
+		return nil
+	})
+	if err != nil {
+		return "", false, err
+	}
+	return best, best != "", nil
+}
+
+// leadingDigits returns the digits at the start of id ("123_4" -> "123").
+func leadingDigits(id string) string {
+	i := 0
+	for i < len(id) && id[i] >= '0' && id[i] <= '9' {
+		i++
+	}
+	return id[:i]
+}

@@ -1,0 +1,232 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// wrapperShells are the POSIX shells the wrapper is run with: /bin/sh (what the #! line names) and
+// every other installed one, so a bashism or a dash-ism shows up.
+func wrapperShells(t *testing.T) []string {
+	shells := []string{"/bin/sh"}
+	for _, sh := range []string{"dash", "bash", "ksh", "mksh", "busybox"} {
+		if p, err := exec.LookPath(sh); err == nil {
+			shells = append(shells, p)
+		}
+	}
+	return shells
+}
+
+// startWrapper renders the wrapper for a temp dir, writes script as the task and starts the
+// wrapper with shell. It returns the dir and the running command; the process group is killed
+// when the test ends.
+func startWrapper(t *testing.T, shell, script string, spec JobSpec) (string, *exec.Cmd) {
+	t.Helper()
+	dir := t.TempDir()
+	spec.Dir = dir
+	run, err := RenderWrapper(spec, []string{"#SBATCH -J test"})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, RunFile), run, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, TaskFile), []byte(script), 0o644))
+	args := []string{filepath.Join(dir, RunFile)}
+	if filepath.Base(shell) == "busybox" {
+		args = append([]string{"sh"}, args...)
+	}
+	cmd := exec.Command(shell, args...)
+	cmd.Dir = "/" // the wrapper must cd itself
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_, _ = cmd.Process.Wait()
+	})
+	return dir, cmd
+}
+
+// waitExit waits for the wrapper and returns its exit code.
+func waitExit(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			return 0
+		}
+		var ee *exec.ExitError
+		require.True(t, errors.As(err, &ee), "wait: %v", err)
+		return ee.ExitCode()
+	case <-time.After(20 * time.Second):
+		t.Fatal("wrapper did not exit within 20s")
+		return -1
+	}
+}
+
+// waitFile waits for path to exist (and, when want is set, to hold want) for up to 10s.
+func waitFile(t *testing.T, path, want string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && (want == "" || string(b) == want) {
+			return string(b)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: want %q, have %q (%v)", filepath.Base(path), want, b, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func readFile(t *testing.T, dir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	require.NoError(t, err)
+	return string(b)
+}
+
+// A task that records TERM, announces it started, then waits (at most 30 s) for a "go" file.
+const patientTask = `trap 'echo term > got-term; exit 7' TERM
+echo started > started
+i=0
+while [ ! -f go ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+exit 0
+`
+
+func TestWrapperExitCodes(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		want   int
+	}{
+		{"success", "echo out; echo err >&2; exit 0\n", 0},
+		{"failure", "exit 3\n", 3},
+		{"last command", "false\n", 1},
+		{"shebang task", "#!/bin/sh\nexit 5\n", 5},
+		{"command not found", "no-such-command-ferry\n", 127},
+	}
+	for _, sh := range wrapperShells(t) {
+		for _, tt := range tests {
+			t.Run(filepath.Base(sh)+"/"+tt.name, func(t *testing.T) {
+				dir, cmd := startWrapper(t, sh, tt.script, JobSpec{})
+				require.Equal(t, tt.want, waitExit(t, cmd))
+				require.Equal(t, strconv.Itoa(tt.want)+"\n", readFile(t, dir, ExitCodeFile))
+				require.FileExists(t, filepath.Join(dir, BeginFile))
+				leftovers, _ := filepath.Glob(filepath.Join(dir, ".exitcode.tmp.*"))
+				require.Empty(t, leftovers, "the exit code is written atomically")
+				if tt.name == "success" {
+					require.Equal(t, "out\n", readFile(t, dir, OutFile))
+					require.Equal(t, "err\n", readFile(t, dir, ErrFile))
+				}
+			})
+		}
+	}
+}
+
+func TestWrapperEnvironment(t *testing.T) {
+	spec := JobSpec{Token: "tok'1", Env: map[string]string{"SAMPLE": "a b $x `y` 'z'\nline2", "EMPTY": ""}}
+	dir, cmd := startWrapper(t, "/bin/sh", `printf '%s|%s|%s|%s\n' "$FERRY_TOKEN" "$SAMPLE" "$EMPTY" "$(pwd)"`+"\n", spec)
+	require.Equal(t, 0, waitExit(t, cmd))
+	require.Equal(t, "tok'1|a b $x `y` 'z'\nline2||"+dir+"\n", readFile(t, dir, OutFile))
+}
+
+// TestWrapperStaleExitCode checks that an .exitcode left by an earlier run is removed before the
+// task starts, so it cannot be mistaken for this run's.
+func TestWrapperStaleExitCode(t *testing.T) {
+	dir, cmd := startWrapper(t, "/bin/sh", "cat .exitcode 2>/dev/null && exit 9; exit 0\n", JobSpec{})
+	require.Equal(t, 0, waitExit(t, cmd))
+	require.Equal(t, "0\n", readFile(t, dir, ExitCodeFile))
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ExitCodeFile), []byte("42\n"), 0o644))
+	cmd2 := exec.Command("/bin/sh", RunFile)
+	cmd2.Dir = dir
+	require.NoError(t, cmd2.Run())
+	require.Equal(t, "0\n", readFile(t, dir, ExitCodeFile))
+}
+
+// TestWrapperSignals sends the wrapper the signals a scheduler sends and checks what it records
+// and that the task gets TERM.
+func TestWrapperSignals(t *testing.T) {
+	for _, sh := range wrapperShells(t) {
+		// USR2 is the time-limit warning (--signal B:USR2@30): 140 is recorded at once and the task
+		// keeps running; the TERM of the time-limit kill that follows reaches the task, and 140 stays.
+		t.Run(filepath.Base(sh)+"/usr2 then term", func(t *testing.T) {
+			dir, cmd := startWrapper(t, sh, patientTask, JobSpec{})
+			waitFile(t, filepath.Join(dir, "started"), "started\n")
+			require.NoError(t, cmd.Process.Signal(syscall.SIGUSR2))
+			waitFile(t, filepath.Join(dir, ExitCodeFile), "140\n")
+			_, err := os.Stat(filepath.Join(dir, "got-term"))
+			require.True(t, os.IsNotExist(err), "USR2 alone must not stop the task")
+
+			require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+			require.Equal(t, 140, waitExit(t, cmd))
+			require.Equal(t, "140\n", readFile(t, dir, ExitCodeFile))
+			waitFile(t, filepath.Join(dir, "got-term"), "term\n")
+		})
+
+		// A task that finishes after the warning records its own exit code.
+		t.Run(filepath.Base(sh)+"/usr2 then finish", func(t *testing.T) {
+			dir, cmd := startWrapper(t, sh, patientTask, JobSpec{})
+			waitFile(t, filepath.Join(dir, "started"), "started\n")
+			require.NoError(t, cmd.Process.Signal(syscall.SIGUSR2))
+			waitFile(t, filepath.Join(dir, ExitCodeFile), "140\n")
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "go"), nil, 0o644))
+			require.Equal(t, 0, waitExit(t, cmd))
+			require.Equal(t, "0\n", readFile(t, dir, ExitCodeFile))
+		})
+
+		for _, sig := range []struct {
+			name string
+			s    syscall.Signal
+			code int
+		}{{"term", syscall.SIGTERM, 143}, {"int", syscall.SIGINT, 130}} {
+			t.Run(filepath.Base(sh)+"/"+sig.name, func(t *testing.T) {
+				dir, cmd := startWrapper(t, sh, patientTask, JobSpec{})
+				waitFile(t, filepath.Join(dir, "started"), "started\n")
+				require.NoError(t, cmd.Process.Signal(sig.s))
+				require.Equal(t, sig.code, waitExit(t, cmd))
+				require.Equal(t, strconv.Itoa(sig.code)+"\n", readFile(t, dir, ExitCodeFile))
+				waitFile(t, filepath.Join(dir, "got-term"), "term\n")
+			})
+		}
+	}
+}
+
+// TestWrapperIsPOSIX runs the rendered script through the shells' syntax checkers.
+func TestWrapperIsPOSIX(t *testing.T) {
+	run, err := RenderWrapper(JobSpec{Dir: "/w/a b", Token: "t", Env: map[string]string{"A": "1"}}, []string{"#SBATCH -J x"})
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(run), "#!/bin/sh\n#SBATCH -J x\n"))
+	for _, sh := range wrapperShells(t) {
+		if filepath.Base(sh) == "busybox" {
+			continue
+		}
+		out, err := exec.Command(sh, "-n", "-c", string(run)).CombinedOutput()
+		require.NoError(t, err, "%s -n: %s", sh, out)
+	}
+}
+
+func TestRenderWrapperRefusals(t *testing.T) {
+	_, err := RenderWrapper(JobSpec{Dir: "relative"}, nil)
+	require.Error(t, err)
+	_, err = RenderWrapper(JobSpec{Dir: "/w"}, []string{"#SBATCH -J a\n#SBATCH --array=1-3"})
+	require.Error(t, err)
+	_, err = RenderWrapper(JobSpec{Dir: "/w", Env: map[string]string{"1A": "x"}}, nil)
+	require.Error(t, err)
+	_, err = RenderWrapper(JobSpec{Dir: "/w", Env: map[string]string{"A": "x\x00"}}, nil)
+	require.ErrorIs(t, err, ErrUnquotable)
+	_, err = RenderWrapper(JobSpec{Dir: "/w\x00"}, nil)
+	require.ErrorIs(t, err, ErrUnquotable)
+}
