@@ -36,6 +36,7 @@ func writeConfig(t *testing.T, c *testcluster.Cluster, dir string) string {
 	text := fmt.Sprintf(`[agent]
 state_dir = %q
 log_level = "debug"
+metrics_listen = "127.0.0.1:0"
 [poll]
 interval = "1s"
 exit_code_grace = "5s"

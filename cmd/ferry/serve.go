@@ -5,11 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 
@@ -65,6 +68,13 @@ func cmdAgent(args []string) error {
 	defer a.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if cfg.Agent.MetricsListen != "" {
+		srv, err := serveMetrics(cfg.Agent.MetricsListen, a)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
 	path := reattachPath(cfg)
 	err = plugin.ServeDaemon(ctx, a, plugin.NewLogger(hclogLevel(cfg.Agent.LogLevel)), path)
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -87,4 +97,17 @@ func cmdPlugin(args []string) error {
 	defer a.Close()
 	plugin.Serve(a, plugin.NewLogger(hclogLevel(cfg.Agent.LogLevel)))
 	return nil
+}
+
+// serveMetrics serves Prometheus metrics on addr until the returned server is closed.
+func serveMetrics(addr string, a *agent.Agent) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics endpoint: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", a.Metrics().Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
 }

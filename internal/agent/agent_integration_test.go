@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -260,6 +261,16 @@ func TestOneStatusQueryPerUserPerInterval(t *testing.T) {
 		require.GreaterOrEqual(t, n["squeue"], 3)
 		require.Equal(t, 12, n["sbatch"])
 	}
+	// The same counts reach Prometheus, with latencies and pool gauges.
+	rec := httptest.NewRecorder()
+	a.Metrics().Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	require.Contains(t, body, `ferry_scheduler_commands_total{identity="local",outcome="ok",program="sbatch",user="alice"} 12`)
+	require.Contains(t, body, `ferry_command_duration_seconds_bucket{program="squeue"`)
+	require.Contains(t, body, `ferry_pool_connections{identity="local",user="bob"}`)
+	require.Contains(t, body, `ferry_jobs{status="completed"} 24`)
+	require.Greater(t, a.CommandsLastMinute()[sshpool.Key{Identity: "local", User: "alice"}], 12)
+
 	// Nothing more is run once no job is active.
 	before := a.CommandCounts()
 	time.Sleep(5 * time.Second)
