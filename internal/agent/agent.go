@@ -17,11 +17,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
 
+	"github.com/ferryhpc/ferry/internal/audit"
 	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/internal/metrics"
+	"github.com/ferryhpc/ferry/internal/secrets"
 	"github.com/ferryhpc/ferry/internal/store"
 	"github.com/ferryhpc/ferry/plugin"
 	"github.com/ferryhpc/ferry/scheduler"
@@ -34,11 +35,19 @@ type SchedulerFactory func(kind string, poll config.Poll) (scheduler.Scheduler, 
 
 // Agent is Ferry's long-running core. Create it with New, stop it with Close.
 type Agent struct {
-	cfg   config.Config
-	log   zerolog.Logger
-	store *store.Store
-	pools *sshpool.Manager
-	ids   map[string]*identity // read-only after New
+	cfg        config.Config
+	log        zerolog.Logger
+	store      *store.Store
+	pools      *sshpool.Manager
+	schedulers SchedulerFactory
+	stageOpts  stage.Options
+	kek        *secrets.KEK
+	audit      *audit.Log
+
+	idmu    sync.RWMutex // guards ids, creds, members, kek
+	ids     map[string]*identity
+	creds   map[credKey]*credential
+	members map[string]store.Member
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -57,20 +66,6 @@ type Agent struct {
 	metrics *metrics.Metrics
 }
 
-type identity struct {
-	cfg      config.Identity
-	sched    scheduler.Scheduler
-	stager   *stage.Stager
-	hostKeys sshpool.HostKeys
-	creds    map[string]*credential
-}
-
-type credential struct {
-	user   string
-	signer ssh.Signer
-	err    error // why the credential is unusable (bad key, missing passphrase)
-}
-
 // New builds an agent from cfg, opens its store and re-attaches to every unfinished job.
 func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*Agent, error) {
 	if err := os.MkdirAll(cfg.Agent.StateDir, 0o700); err != nil {
@@ -81,17 +76,20 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 		return nil, err
 	}
 	a := &Agent{
-		cfg:      cfg,
-		log:      log,
-		store:    st,
-		ids:      map[string]*identity{},
-		jobs:     map[string]*store.Job{},
-		pollers:  map[sshpool.Key]*poller{},
-		watchers: map[int]*watcher{},
-		counts:   map[sshpool.Key]map[string]int{},
-		gens:     map[sshpool.Key]uint64{},
-		limits:   map[string]*rate.Limiter{},
-		recent:   map[sshpool.Key]*window{},
+		cfg:        cfg,
+		log:        log,
+		store:      st,
+		schedulers: schedulers,
+		ids:        map[string]*identity{},
+		creds:      map[credKey]*credential{},
+		members:    map[string]store.Member{},
+		jobs:       map[string]*store.Job{},
+		pollers:    map[sshpool.Key]*poller{},
+		watchers:   map[int]*watcher{},
+		counts:     map[sshpool.Key]map[string]int{},
+		gens:       map[sshpool.Key]uint64{},
+		limits:     map[string]*rate.Limiter{},
+		recent:     map[sshpool.Key]*window{},
 	}
 	a.metrics = metrics.New(a)
 	a.pools = sshpool.NewManager(sshpool.Options{
@@ -105,13 +103,33 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 	}, log)
 	fileMode, _ := config.ParseMode(cfg.Stage.FileMode)
 	dirMode, _ := config.ParseMode(cfg.Stage.DirMode)
-	for _, ic := range cfg.Identities {
-		id, err := a.loadIdentity(ic, schedulers, stage.Options{FileMode: goMode(fileMode), DirMode: goMode(dirMode)})
-		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("identity %q: %w", ic.Name, err)
+	a.stageOpts = stage.Options{FileMode: goMode(fileMode), DirMode: goMode(dirMode)}
+	fail := func(err error) (*Agent, error) {
+		if a.audit != nil {
+			a.audit.Close()
 		}
-		a.ids[ic.Name] = id
+		st.Close()
+		return nil, err
+	}
+	kekFile := cfg.Agent.KEKFile
+	if kekFile == "" {
+		kekFile = filepath.Join(cfg.Agent.StateDir, "kek")
+	}
+	if a.kek, err = secrets.LoadOrCreateKEK(kekFile, cfg.Agent.KEKEnv); err != nil {
+		return fail(err)
+	}
+	auditPath := cfg.Agent.AuditLog
+	if auditPath == "" {
+		auditPath = filepath.Join(cfg.Agent.StateDir, "audit.log")
+	}
+	if a.audit, err = audit.Open(auditPath); err != nil {
+		return fail(err)
+	}
+	if err := a.seed(); err != nil {
+		return fail(err)
+	}
+	if err := a.loadRegistry(); err != nil {
+		return fail(err)
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	if err := a.reattach(); err != nil {
@@ -136,55 +154,6 @@ func goMode(m uint32) os.FileMode {
 	return fm
 }
 
-func (a *Agent) loadIdentity(ic config.Identity, schedulers SchedulerFactory, so stage.Options) (*identity, error) {
-	sched, err := schedulers(ic.Scheduler, a.cfg.Poll)
-	if err != nil {
-		return nil, err
-	}
-	hk, err := sshpool.ParseKnownHosts(ic.KnownHosts)
-	if err != nil {
-		return nil, err
-	}
-	stg, err := stage.New(ic.WorkDir, so)
-	if err != nil {
-		return nil, err
-	}
-	id := &identity{cfg: ic, sched: sched, stager: stg, hostKeys: hk, creds: map[string]*credential{}}
-	for _, cc := range ic.Credentials {
-		cr := &credential{user: cc.User}
-		cr.signer, cr.err = loadKey(cc)
-		if cr.err != nil {
-			// One member's bad credential must not stop the agent serving the others.
-			a.log.Error().Str("identity", ic.Name).Str("user", cc.User).Err(cr.err).Msg("credential unusable")
-		}
-		id.creds[cc.User] = cr
-	}
-	return id, nil
-}
-
-func loadKey(cc config.Credential) (ssh.Signer, error) {
-	pemBytes, err := os.ReadFile(cc.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("read key file: %w", err)
-	}
-	var pass []byte
-	switch {
-	case cc.PassphraseFile != "":
-		b, err := os.ReadFile(cc.PassphraseFile)
-		if err != nil {
-			return nil, fmt.Errorf("read passphrase file: %w", err)
-		}
-		pass = []byte(strings.TrimRight(string(b), "\r\n"))
-	case cc.PassphraseEnv != "":
-		v, ok := os.LookupEnv(cc.PassphraseEnv)
-		if !ok {
-			return nil, fmt.Errorf("passphrase environment variable %s is not set", cc.PassphraseEnv)
-		}
-		pass = []byte(v)
-	}
-	return sshpool.ParsePrivateKey(pemBytes, pass)
-}
-
 // Close stops pollers, closes pools and the store.
 func (a *Agent) Close() error {
 	a.cancel()
@@ -196,6 +165,7 @@ func (a *Agent) Close() error {
 		delete(a.watchers, id)
 	}
 	a.mu.Unlock()
+	a.audit.Close()
 	return a.store.Close()
 }
 
@@ -215,37 +185,6 @@ func (a *Agent) CommandCounts() map[sshpool.Key]map[string]int {
 		out[k] = c
 	}
 	return out
-}
-
-// session is what one call needs to act as one user on one identity.
-type session struct {
-	id   *identity
-	key  sshpool.Key
-	pool *sshpool.Pool
-	run  *runner
-}
-
-// userSession resolves identity and user to a pool. Errors name both.
-func (a *Agent) userSession(identityName, user string) (*session, error) {
-	id, ok := a.ids[identityName]
-	if !ok {
-		return nil, fmt.Errorf("%w: identity %q is not configured", plugin.ErrNotFound, identityName)
-	}
-	cr, ok := id.creds[user]
-	if !ok {
-		return nil, fmt.Errorf("%w: identity %q has no credential for user %q (missing credentials)", plugin.ErrFailedPrecondition, identityName, user)
-	}
-	if cr.err != nil {
-		return nil, fmt.Errorf("%w: identity %q user %q: credential unusable: %v", plugin.ErrFailedPrecondition, identityName, user, cr.err)
-	}
-	key := sshpool.Key{Identity: identityName, User: user}
-	pool, err := a.pools.Pool(key, sshpool.Target{
-		Host: id.cfg.Host, Port: id.cfg.Port, HostKeys: id.hostKeys, User: user, Signer: cr.signer,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", plugin.ErrUnavailable, err)
-	}
-	return &session{id: id, key: key, pool: pool, run: &runner{a: a, key: key, pool: pool}}, nil
 }
 
 // runner adapts an SSH pool to scheduler.Runner: argv is joined by the one quoting function.
@@ -281,6 +220,7 @@ func (r *runner) Run(ctx context.Context, c scheduler.Command) (scheduler.Result
 	start := time.Now()
 	res, err := r.pool.Exec(ctx, line, c.Stdin)
 	took := time.Since(start)
+	r.a.loginOutcome(r.key, err)
 	outcome := "ok"
 	switch {
 	case err != nil:

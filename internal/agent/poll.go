@@ -277,7 +277,7 @@ func (a *Agent) collectExit(ctx context.Context, s *session, jobs []store.Job) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, a.cfg.Poll.CommandTimeout.Duration)
 	defer cancel()
-	files, err := s.id.stager.ReadSmall(rctx, s.pool, rels, 64)
+	files, err := s.id.stager.ReadSmall(rctx, s.lease, rels, 64)
 	if err != nil {
 		a.markStale(jobs, fmt.Errorf("read exit codes: %w", err))
 		return

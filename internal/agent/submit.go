@@ -68,10 +68,10 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 	log := a.log.With().Str("identity", req.Identity).Str("user", req.User).Str("job", id).Logger()
 
 	// Stage the task and wrapper. Nothing is submitted yet, so a failure here loses nothing.
-	if err := s.id.stager.WriteFile(ctx, s.pool, path.Join(dir, scheduler.TaskFile), req.Script, 0); err != nil {
+	if err := s.id.stager.WriteFile(ctx, s.lease, path.Join(dir, scheduler.TaskFile), req.Script, 0); err != nil {
 		return plugin.Job{}, stageErr(req.Identity, req.User, err)
 	}
-	if err := s.id.stager.WriteFile(ctx, s.pool, path.Join(dir, scheduler.RunFile), script, 0); err != nil {
+	if err := s.id.stager.WriteFile(ctx, s.lease, path.Join(dir, scheduler.RunFile), script, 0); err != nil {
 		return plugin.Job{}, stageErr(req.Identity, req.User, err)
 	}
 
@@ -297,9 +297,9 @@ func (a *Agent) stageFiles(ctx context.Context, req plugin.StageRequest, in bool
 		}
 		var r stage.Result
 		if in {
-			r, err = s.id.stager.Upload(ctx, s.pool, f.Local, f.Remote)
+			r, err = s.id.stager.Upload(ctx, s.lease, f.Local, f.Remote)
 		} else {
-			r, err = s.id.stager.Download(ctx, s.pool, f.Remote, f.Local)
+			r, err = s.id.stager.Download(ctx, s.lease, f.Remote, f.Local)
 		}
 		total.Files += r.Files
 		total.Bytes += r.Bytes

@@ -26,6 +26,7 @@ import (
 const (
 	ViaCLI    = "cli"
 	ViaPlugin = "plugin"
+	ViaAgent  = "agent" // the agent itself (start-up seeding, background logins)
 )
 
 // How an action ended.
@@ -47,6 +48,8 @@ const (
 	ActionJobCancel        = "job.cancel"
 	ActionLoginFailure     = "login.failure"
 	ActionKeysRotate       = "keys.rotate"
+	ActionMemberAdd        = "member.add"
+	ActionMemberRemove     = "member.remove"
 )
 
 var (
@@ -54,8 +57,9 @@ var (
 		ActionIdentityCreate: true, ActionIdentityEdit: true, ActionIdentityDelete: true,
 		ActionCredentialAdd: true, ActionCredentialUpdate: true, ActionCredentialDelete: true,
 		ActionJobSubmit: true, ActionJobCancel: true, ActionLoginFailure: true, ActionKeysRotate: true,
+		ActionMemberAdd: true, ActionMemberRemove: true,
 	}
-	knownVia      = map[string]bool{ViaCLI: true, ViaPlugin: true}
+	knownVia      = map[string]bool{ViaCLI: true, ViaPlugin: true, ViaAgent: true}
 	knownOutcomes = map[string]bool{OutcomeOK: true, OutcomeDenied: true, OutcomeError: true}
 )
 

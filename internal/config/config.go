@@ -21,7 +21,9 @@ type Config struct {
 	Pool       Pool       `toml:"pool"`
 	Poll       Poll       `toml:"poll"`
 	Stage      Stage      `toml:"stage"`
-	Limits     Limits     `toml:"limits"`
+	Limits      Limits      `toml:"limits"`
+	Credentials Credentials `toml:"credentials"`
+	Members     []Member    `toml:"member"`
 	Identities []Identity `toml:"identity"`
 }
 
@@ -32,6 +34,35 @@ type Agent struct {
 	LogLevel     string `toml:"log_level"`
 	// MetricsListen is the address of the Prometheus /metrics endpoint; empty disables it.
 	MetricsListen string `toml:"metrics_listen"`
+	// Socket is the unix socket the CLI reaches the agent on; callers are identified by their
+	// Unix credentials. Empty disables it.
+	Socket string `toml:"socket"`
+	// KEKFile holds the key-encryption key that seals private keys and passphrases at rest
+	// (default <state_dir>/kek; created 0600 on first start). KEKEnv names an environment
+	// variable that, when set, holds the key instead (base64).
+	KEKFile string `toml:"kek_file"`
+	KEKEnv  string `toml:"kek_env"`
+	// AuditLog is the JSON-lines audit log (default <state_dir>/audit.log).
+	AuditLog string `toml:"audit_log"`
+}
+
+// Member seeds an organisation member at start-up (created if absent; the store is authoritative
+// afterwards, managed with `ferry member`).
+type Member struct {
+	Name      string   `toml:"name"`
+	Role      string   `toml:"role"`
+	UnixUsers []string `toml:"unix_users"`
+}
+
+// Credentials tunes how failing credentials are handled.
+type Credentials struct {
+	// MaxFailures is how many consecutive authentication failures hold a credential (no more
+	// logins until it is changed). OpenSSH 9.8+ penalises failures per source address, and the
+	// agent logs every member in from one address: one bad key must not lock out the others.
+	MaxFailures int `toml:"max_failures"`
+	// Backoff is the wait after the first failure before another login is tried; it doubles
+	// with each failure.
+	Backoff Duration `toml:"backoff"`
 }
 
 // Limits caps the scheduler commands Ferry sends, so the controller is never hammered.
@@ -110,7 +141,8 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.Strin
 // Default returns the configuration with every default filled in and no identities.
 func Default() Config {
 	return Config{
-		Agent: Agent{StateDir: "/var/lib/ferry", LogLevel: "info"},
+		Agent:       Agent{StateDir: "/var/lib/ferry", LogLevel: "info", Socket: "/run/ferry/ferry.sock", KEKEnv: "FERRY_KEK"},
+		Credentials: Credentials{MaxFailures: 3, Backoff: Duration{30 * time.Second}},
 		Pool: Pool{
 			MaxSessionsPerConn: 10,
 			MaxConnsPerUser:    4,
@@ -175,6 +207,7 @@ func Parse(text string) (Config, error) {
 
 var (
 	identityName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	memberName   = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 	posixUser    = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	hostName     = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 	// Schedulers lists the scheduler kinds an identity may name.
@@ -207,6 +240,24 @@ func (c Config) Validate() error {
 	positive("limits.user_commands_per_minute", c.Limits.UserCommandsPerMinute)
 	positive("limits.identity_commands_per_minute", c.Limits.IdentityCommandsPerMinute)
 	positive("limits.burst", c.Limits.Burst)
+	positive("credentials.max_failures", c.Credentials.MaxFailures)
+	if c.Credentials.Backoff.Duration < 0 {
+		bad("credentials.backoff", "must not be negative")
+	}
+	members := map[string]bool{}
+	for i, m := range c.Members {
+		f := fmt.Sprintf("member[%d]", i)
+		if !memberName.MatchString(m.Name) {
+			bad(f+".name", "must be 1-64 letters, digits, '.', '_', '@' or '-', got %q", m.Name)
+		}
+		if members[m.Name] {
+			bad(f+".name", "duplicate member %q", m.Name)
+		}
+		members[m.Name] = true
+		if m.Role != "owner" && m.Role != "member" {
+			bad(f+".role", "must be owner or member, got %q", m.Role)
+		}
+	}
 	if c.Poll.MaxInterval.Duration < c.Poll.Interval.Duration {
 		bad("poll.max_interval", "must not be shorter than poll.interval (%s), got %s", c.Poll.Interval.Duration, c.Poll.MaxInterval.Duration)
 	}

@@ -1,0 +1,207 @@
+package plugin
+
+import (
+	"context"
+	"time"
+)
+
+// Admin is the management half of the contract: managed identities, organisation members, their
+// credentials, preflight checks, key rotation, the audit log and pool statistics. The agent
+// implements it beside Service; the same gRPC server carries both. Every call acts for the actor in
+// ctx (see WithActor): owners may do everything, members only what concerns themselves.
+type Admin interface {
+	ListIdentities(ctx context.Context) ([]Identity, error)
+	// GetIdentity returns one identity with every member's credential status.
+	GetIdentity(ctx context.Context, name string) (Identity, error)
+	// ScanHostKey connects to host:port and returns the keys it presents, for an owner to confirm
+	// (by fingerprint) before creating an identity or accepting a changed key. Nothing is stored.
+	ScanHostKey(ctx context.Context, host string, port int) ([]HostKey, error)
+	// CreateIdentity creates an identity (owners only). spec.KnownHosts must hold the confirmed key.
+	CreateIdentity(ctx context.Context, spec IdentitySpec) (Identity, error)
+	// EditIdentity changes an identity (owners only). With active jobs it fails with
+	// ErrFailedPrecondition listing what may break, unless force is set.
+	EditIdentity(ctx context.Context, name string, spec IdentitySpec, force bool) (Identity, error)
+	// DeleteIdentity deletes an identity and its credentials (owners only); refused while jobs run.
+	DeleteIdentity(ctx context.Context, name string) error
+	// TestIdentity logs in as each member with a credential (or only member) and checks the login,
+	// the Linux user, the shared group and the work dir.
+	TestIdentity(ctx context.Context, name, member string) ([]Check, error)
+
+	ListMembers(ctx context.Context) ([]Member, error)
+	AddMember(ctx context.Context, m Member) error      // owners only
+	RemoveMember(ctx context.Context, name string) error // owners only; refused while their jobs run
+
+	// SetCredential adds or replaces a member's credential on an identity. The key and passphrase
+	// are validated, sealed at rest and never returned.
+	SetCredential(ctx context.Context, c CredentialSpec) (Credential, error)
+	// DeleteCredential removes a member's credential; refused while their jobs run.
+	DeleteCredential(ctx context.Context, identity, member string) error
+	// ListCredentials lists credentials (all for owners, one's own for members). identity "" = all.
+	ListCredentials(ctx context.Context, identity string) ([]Credential, error)
+
+	// RotateKeys re-seals every secret under a new key-encryption key (owners only); returns how
+	// many secrets were re-sealed.
+	RotateKeys(ctx context.Context) (int, error)
+	// Audit returns audit events matching f (owners: all; members: their own).
+	Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// Pools returns per identity and member SSH pool statistics.
+	Pools(ctx context.Context) ([]PoolStats, error)
+}
+
+// Roles of organisation members.
+const (
+	RoleOwner  = "owner"
+	RoleMember = "member"
+)
+
+// Member is an organisation member.
+type Member struct {
+	Name string // organisation user name
+	Role string // RoleOwner or RoleMember
+	// UnixUsers are local Unix accounts whose CLI calls (over the agent's socket) act as this
+	// member.
+	UnixUsers []string
+}
+
+// HostKey is one host key a login node presented.
+type HostKey struct {
+	Type        string // "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"
+	Fingerprint string // "SHA256:..."
+	KnownHosts  string // the known_hosts line to pin it
+}
+
+// IdentitySpec is what an owner sets on an identity.
+type IdentitySpec struct {
+	Name       string
+	Scheduler  string // slurm, pbspro, torque, lsf, sge
+	Host       string
+	Port       int // 0 means 22
+	WorkDir    string
+	Group      string
+	KnownHosts string // pinned host key line(s)
+	JumpHost   string // optional "user@host:port" bastion
+}
+
+// Identity is a managed identity as shown to people.
+type Identity struct {
+	IdentitySpec
+	HostKeys  []HostKey
+	CreatedBy string
+	CreatedAt time.Time
+	UpdatedBy string
+	UpdatedAt time.Time
+	// Members lists every organisation member with their credential status on this identity.
+	Members []MemberStatus
+	// ActiveJobs counts jobs still tracked on this identity.
+	ActiveJobs int
+}
+
+// Credential statuses.
+const (
+	CredMissing  = "missing credentials"
+	CredAdded    = "added"
+	CredVerified = "verified"
+	CredFailing  = "failing"
+	CredHeld     = "held" // failing repeatedly: no more logins until the credential changes
+)
+
+// MemberStatus is one member's standing on one identity.
+type MemberStatus struct {
+	Member   string
+	Role     string
+	Status   string // Cred* constants
+	Username string // Linux username, if a credential exists
+}
+
+// CredentialSpec is what a member (or an owner for them) submits. Key and Passphrase are secret:
+// they are sealed on arrival and never returned or logged.
+type CredentialSpec struct {
+	Identity   string
+	Member     string
+	Username   string // Linux username on the login node
+	Key        []byte // OpenSSH / PEM / PKCS#8 private key, with its BEGIN/END lines
+	Passphrase []byte // optional
+}
+
+// Credential describes a stored credential without its secrets.
+type Credential struct {
+	Identity    string
+	Member      string
+	Username    string
+	KeyType     string // "ed25519", "rsa 4096", ...
+	Fingerprint string // SHA256 of the public key
+	Encrypted   bool   // the key has a passphrase
+	AddedBy     string
+	AddedAt     time.Time
+	UpdatedAt   time.Time
+	Status      string // Cred* constants
+	LastOK      time.Time
+	LastError   string
+	Failures    int
+}
+
+// Check is one preflight check's outcome.
+type Check struct {
+	Member string
+	Name   string // "login", "username", "group", "work dir", "setgid", "default ACL", "group write"
+	OK     bool
+	Detail string
+	Fix    string // the exact command that fixes a failure
+}
+
+// AuditFilter selects audit events; empty fields select all.
+type AuditFilter struct {
+	Since, Until time.Time
+	Actor        string
+	Identity     string
+	Subject      string
+	Action       string // prefix, e.g. "credential."
+	Outcome      string
+	Limit        int
+}
+
+// AuditEvent is one audit record.
+type AuditEvent struct {
+	Time     time.Time
+	Actor    string
+	Via      string
+	Action   string
+	Identity string
+	Subject  string
+	Target   string
+	Outcome  string
+	Detail   string
+}
+
+// PoolStats is one (identity, member) pool.
+type PoolStats struct {
+	Identity          string
+	User              string
+	Connections       int
+	Sessions          int
+	Waiters           int
+	Dials             int64
+	DialFailures      int64
+	LastError         string
+	CommandsPerMinute int
+}
+
+type actorKey struct{}
+
+// Actor is who a call acts for: an organisation member, or "" for the trusted launcher itself.
+type Actor struct {
+	Member string
+	Via    string // "plugin" or "cli"
+}
+
+// WithActor returns ctx carrying the actor. A launcher sets it to the organisation user it acts
+// for; the agent's CLI socket sets it from the caller's Unix credentials.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom returns the actor in ctx and whether one was set.
+func ActorFrom(ctx context.Context) (Actor, bool) {
+	a, ok := ctx.Value(actorKey{}).(Actor)
+	return a, ok
+}
