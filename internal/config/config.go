@@ -17,14 +17,14 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Agent      Agent      `toml:"agent"`
-	Pool       Pool       `toml:"pool"`
-	Poll       Poll       `toml:"poll"`
-	Stage      Stage      `toml:"stage"`
+	Agent       Agent       `toml:"agent"`
+	Pool        Pool        `toml:"pool"`
+	Poll        Poll        `toml:"poll"`
+	Stage       Stage       `toml:"stage"`
 	Limits      Limits      `toml:"limits"`
 	Credentials Credentials `toml:"credentials"`
 	Members     []Member    `toml:"member"`
-	Identities []Identity `toml:"identity"`
+	Identities  []Identity  `toml:"identity"`
 }
 
 // Agent configures the daemon itself.
