@@ -169,8 +169,8 @@ func (a *Agent) Close() error {
 	return a.store.Close()
 }
 
-// Pools exposes the pool manager (for stats and metrics).
-func (a *Agent) Pools() *sshpool.Manager { return a.pools }
+// PoolManager exposes the pool manager (for stats and metrics).
+func (a *Agent) PoolManager() *sshpool.Manager { return a.pools }
 
 // CommandCounts returns how many remote commands were run per (identity, user), by program name.
 func (a *Agent) CommandCounts() map[sshpool.Key]map[string]int {
@@ -340,12 +340,17 @@ func toPlugin(j *store.Job) plugin.Job {
 }
 
 // Status returns jobs by Ferry id from the cache, in request order; unknown ids are left out.
-func (a *Agent) Status(_ context.Context, ids []string) ([]plugin.Job, error) {
+// Members see only their own jobs.
+func (a *Agent) Status(ctx context.Context, ids []string) ([]plugin.Job, error) {
+	p, err := a.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]plugin.Job, 0, len(ids))
 	for _, id := range ids {
-		if j, ok := a.jobs[id]; ok {
+		if j, ok := a.jobs[id]; ok && (p.owner || j.User == p.name) {
 			out = append(out, toPlugin(j))
 		}
 	}
@@ -353,11 +358,16 @@ func (a *Agent) Status(_ context.Context, ids []string) ([]plugin.Job, error) {
 }
 
 // ListJobs lists cached jobs matching req, oldest submission first.
-func (a *Agent) ListJobs(_ context.Context, req plugin.ListRequest) ([]plugin.Job, error) {
+// Members see only their own jobs.
+func (a *Agent) ListJobs(ctx context.Context, req plugin.ListRequest) ([]plugin.Job, error) {
+	p, err := a.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	var out []plugin.Job
 	for _, j := range a.jobs {
-		if (req.Identity != "" && j.Identity != req.Identity) || (req.User != "" && j.User != req.User) {
+		if (req.Identity != "" && j.Identity != req.Identity) || (req.User != "" && j.User != req.User) || (!p.owner && j.User != p.name) {
 			continue
 		}
 		if req.ActiveOnly && j.Done {

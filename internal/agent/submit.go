@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryhpc/ferry/internal/audit"
 	"github.com/ferryhpc/ferry/internal/store"
 	"github.com/ferryhpc/ferry/plugin"
 	"github.com/ferryhpc/ferry/scheduler"
@@ -27,6 +28,11 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 	}
 	if len(req.Script) == 0 {
 		return plugin.Job{}, fmt.Errorf("%w: %v", plugin.ErrInvalidArgument, scheduler.ErrEmptyScript)
+	}
+	p, err := a.may(ctx, req.User)
+	if err != nil {
+		a.audited(p, audit.ActionJobSubmit, req.Identity, req.User, "", err, "")
+		return plugin.Job{}, err
 	}
 	s, err := a.userSession(req.Identity, req.User)
 	if err != nil {
@@ -106,7 +112,9 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 			// The submit certainly did not create a job: forget it, so a retry submits afresh.
 			a.forget(id)
 		}
-		return plugin.Job{}, fmt.Errorf("%w: submit job %q as %q on identity %q: %v", code, req.Name, req.User, req.Identity, err)
+		err = fmt.Errorf("%w: submit job %q as %q on identity %q: %v", code, req.Name, req.User, req.Identity, err)
+		a.audited(p, audit.ActionJobSubmit, req.Identity, req.User, id, err, "")
+		return plugin.Job{}, err
 	}
 	a.update(id, func(j *store.Job) {
 		j.SchedulerID = string(jobID)
@@ -114,6 +122,7 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 		j.Error = ""
 	})
 	log.Info().Str("scheduler_id", string(jobID)).Msg("job submitted")
+	a.audited(p, audit.ActionJobSubmit, req.Identity, req.User, id, nil, "scheduler id "+string(jobID))
 	a.ensurePoller(s.key)
 	a.mu.Lock()
 	out := toPlugin(a.jobs[id])
@@ -217,12 +226,19 @@ func (a *Agent) Cancel(ctx context.Context, ids []string) ([]plugin.CancelResult
 	groups := map[string]*group{}
 	var order []string
 	results := make(map[string]string, len(ids))
+	p, err := a.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	for _, id := range ids {
 		j, ok := a.jobs[id]
 		switch {
 		case !ok:
 			results[id] = "job not found"
+		case !p.owner && j.User != p.name:
+			results[id] = fmt.Sprintf("permission denied: the job belongs to %q", j.User)
+			a.audited(p, audit.ActionJobCancel, j.Identity, j.User, id, plugin.ErrPermissionDenied, "")
 		case j.Done || scheduler.Status(j.Status).Final():
 			results[id] = "" // already ended: not an error
 		case j.SchedulerID == "":
@@ -264,6 +280,7 @@ func (a *Agent) Cancel(ctx context.Context, ids []string) ([]plugin.CancelResult
 				}
 				results[j.ID] = ""
 				a.update(j.ID, func(j *store.Job) { j.Reason = "cancel requested" })
+				a.audited(p, audit.ActionJobCancel, j.Identity, j.User, j.ID, nil, "")
 			}
 		}
 		a.ensurePoller(sshpool.Key{Identity: g.identity, User: g.user})
@@ -286,6 +303,9 @@ func (a *Agent) StageOut(ctx context.Context, req plugin.StageRequest) (plugin.S
 }
 
 func (a *Agent) stageFiles(ctx context.Context, req plugin.StageRequest, in bool) (plugin.StageResult, error) {
+	if _, err := a.may(ctx, req.User); err != nil {
+		return plugin.StageResult{}, err
+	}
 	s, err := a.userSession(req.Identity, req.User)
 	if err != nil {
 		return plugin.StageResult{}, err

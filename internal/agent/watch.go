@@ -47,7 +47,18 @@ func (a *Agent) notifyLocked(j *store.Job) {
 
 // Watch streams state changes of the selected jobs to fn, starting with the current state of each
 // selected job that is still active (or, for explicit ids, every selected job).
+// Members watch only their own jobs.
 func (a *Agent) Watch(ctx context.Context, req plugin.WatchRequest, fn func(plugin.JobEvent) error) error {
+	p, err := a.caller(ctx)
+	if err != nil {
+		return err
+	}
+	if !p.owner {
+		if req.User != "" && req.User != p.name {
+			return fmt.Errorf("%w: %q may watch only their own jobs", plugin.ErrPermissionDenied, p.name)
+		}
+		req.User = p.name
+	}
 	w := &watcher{req: req, ids: map[string]bool{}, ch: make(chan plugin.JobEvent, watchBuffer)}
 	for _, id := range req.IDs {
 		w.ids[id] = true
