@@ -203,3 +203,11 @@ type TokenLookup interface {
 	// ParseLookup returns the id of the job carrying token, and whether there is one.
 	ParseLookup(stdout []byte, token string) (JobID, bool, error)
 }
+
+// StatusChecker is the optional ability to judge a status or accounting command's result. Some
+// schedulers (qstat, bjobs, bhist) exit non-zero when one of several ids is unknown while stdout
+// still lists every job they know; CheckStatus returns nil when stdout is to be parsed anyway, and
+// an error when the query really failed. Without it, any non-zero exit is an error.
+type StatusChecker interface {
+	CheckStatus(ids []JobID, r Result) error
+}

@@ -108,6 +108,8 @@ ferry_on_signal() {
   exit "$ferry_code"
 }
 trap ferry_on_usr2 USR2
+# USR1 is Grid Engine's -notify warning before a suspend or kill: sh would die of it.
+trap '' USR1
 trap 'ferry_on_signal 143' TERM
 trap 'ferry_on_signal 130' INT
 rm -f .exitcode

@@ -137,7 +137,7 @@ func (a *Agent) pollOnce(ctx context.Context, k sshpool.Key, jobs []store.Job) {
 		for i, j := range live {
 			ids[i] = scheduler.JobID(j.SchedulerID)
 		}
-		states, err := a.query(ctx, s, sched.StatusCommand(k.User, ids), sched.ParseStatus, timeout)
+		states, err := a.query(ctx, s, ids, sched.StatusCommand(k.User, ids), sched.ParseStatus, timeout)
 		if err != nil {
 			// Statuses go stale, never failed, when the query itself fails.
 			a.markStale(live, fmt.Errorf("status query failed: %w", err))
@@ -156,7 +156,7 @@ func (a *Agent) pollOnce(ctx context.Context, k sshpool.Key, jobs []store.Job) {
 			for i, j := range missing {
 				mids[i] = scheduler.JobID(j.SchedulerID)
 			}
-			astates, err := a.query(ctx, s, acct.AccountingCommand(k.User, mids), acct.ParseAccounting, timeout)
+			astates, err := a.query(ctx, s, mids, acct.AccountingCommand(k.User, mids), acct.ParseAccounting, timeout)
 			if err != nil {
 				a.markStale(missing, fmt.Errorf("accounting query failed: %w", err))
 				missing = nil
@@ -204,14 +204,18 @@ func appendUnique(js []store.Job, j store.Job) []store.Job {
 }
 
 // query runs one status-like command and indexes the parsed states by id.
-func (a *Agent) query(ctx context.Context, s *session, cmd scheduler.Command, parse func([]byte) ([]scheduler.JobState, error), timeout time.Duration) (map[scheduler.JobID]scheduler.JobState, error) {
+func (a *Agent) query(ctx context.Context, s *session, ids []scheduler.JobID, cmd scheduler.Command, parse func([]byte) ([]scheduler.JobState, error), timeout time.Duration) (map[scheduler.JobID]scheduler.JobState, error) {
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res, err := s.run.Run(qctx, cmd)
 	if err != nil {
 		return nil, err
 	}
-	if res.ExitCode != 0 {
+	if sc, ok := s.id.sched.(scheduler.StatusChecker); ok {
+		if err := sc.CheckStatus(ids, res); err != nil {
+			return nil, err
+		}
+	} else if res.ExitCode != 0 {
 		return nil, scheduler.NewCommandError(cmd, res)
 	}
 	states, err := parse(res.Stdout)
