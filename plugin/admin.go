@@ -28,7 +28,7 @@ type Admin interface {
 	TestIdentity(ctx context.Context, name, member string) ([]Check, error)
 
 	ListMembers(ctx context.Context) ([]Member, error)
-	AddMember(ctx context.Context, m Member) error      // owners only
+	AddMember(ctx context.Context, m Member) error       // owners only
 	RemoveMember(ctx context.Context, name string) error // owners only; refused while their jobs run
 
 	// SetCredential adds or replaces a member's credential on an identity. The key and passphrase
@@ -191,7 +191,7 @@ type actorKey struct{}
 // Actor is who a call acts for: an organisation member, or "" for the trusted launcher itself.
 type Actor struct {
 	Member string
-	Via    string // "plugin" or "cli"
+	Via    string // ViaPlugin or ViaCLI: set by the agent's side of the channel, never by the caller
 }
 
 // WithActor returns ctx carrying the actor. A launcher sets it to the organisation user it acts

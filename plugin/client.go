@@ -20,10 +20,10 @@ import (
 	ferryv1 "github.com/ferryhpc/ferry/plugin/proto/ferry/v1"
 )
 
-// Client is a launcher's connection to a Ferry agent, made by Start or Attach. It is safe for
-// concurrent use; Close it when done.
+// Client is a connection to a Ferry agent, made by Start or Attach (a launcher) or DialSocket (the
+// CLI). It is safe for concurrent use; Close it when done.
 type Client struct {
-	pc  *goplugin.Client
+	pc  *goplugin.Client // nil for DialSocket
 	svc *grpcClient
 
 	// detached is closed by Close for a Client made by Attach: it ends go-plugin's wait on the
@@ -121,18 +121,29 @@ func dispense(pc *goplugin.Client) (*grpcClient, error) {
 }
 
 // Service returns the agent as a Service. Every call goes over gRPC; errors match the sentinels of
-// this package with errors.Is (see errors.go), and a dead agent gives ErrUnavailable.
+// this package with errors.Is (see errors.go), and a dead agent gives ErrUnavailable. Each call acts
+// for the actor in its ctx (WithActor), or for the launcher itself without one; on the CLI socket
+// (DialSocket) the agent ignores it and acts for this process's Unix user.
 func (c *Client) Service() Service { return c.svc }
+
+// Admin returns the agent's management half (identities, members, credentials, audit) over the
+// same connection. Errors map like Service's; every call fails with an error matching
+// ErrUnimplemented if the agent does not serve it.
+func (c *Client) Admin() Admin { return c.svc.admin }
 
 // Info asks the agent for its version and protocol version.
 func (c *Client) Info(ctx context.Context) (Info, error) { return c.svc.Info(ctx) }
 
 // Close ends the connection. For a Client made by Start it also stops the agent (asking it to exit,
-// then killing it after two seconds); for one made by Attach the agent keeps running. Calls in
-// flight fail. Close is idempotent.
+// then killing it after two seconds); for one made by Attach or DialSocket the agent keeps running.
+// Calls in flight fail. Close is idempotent.
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
 		c.svc.closed.Store(true)
+		if c.pc == nil { // DialSocket: no go-plugin client, just our connection
+			_ = c.svc.conn.Close()
+			return
+		}
 		if c.detached == nil {
 			c.pc.Kill()
 			return
@@ -167,23 +178,38 @@ func (a *attachedAgent) HostToPlugin(network, addr string) (string, string, erro
 }
 
 // grpcClient is the client shim: it implements Service (and Info) by calling the agent over gRPC,
-// converting messages with convert.go and errors with fromStatus.
+// converting messages with convert.go and errors with fromStatus. Every call carries the actor of
+// its ctx (WithActor) in the request metadata.
 type grpcClient struct {
 	conn   *grpc.ClientConn
 	rpc    ferryv1.FerryClient
-	closed atomic.Bool // set by Client.Close
+	admin  *grpcAdminClient
+	closed *atomic.Bool // set by Client.Close; shared with admin
 }
 
 var _ Service = (*grpcClient)(nil)
 
 func newGRPCClient(conn *grpc.ClientConn) *grpcClient {
-	return &grpcClient{conn: conn, rpc: ferryv1.NewFerryClient(conn)}
+	closed := new(atomic.Bool)
+	return &grpcClient{
+		conn:   conn,
+		rpc:    ferryv1.NewFerryClient(conn),
+		admin:  &grpcAdminClient{rpc: ferryv1.NewFerryAdminClient(conn), closed: closed},
+		closed: closed,
+	}
 }
+
+// Admin returns the agent's Admin half over the same connection.
+func (c *grpcClient) Admin() Admin { return c.admin }
 
 // fail converts a gRPC call's error (see fromStatus). After Client.Close every call fails with
 // ErrUnavailable saying so, not with the context.Canceled that gRPC reports for a closed connection.
 func (c *grpcClient) fail(err error) error {
-	if c.closed.Load() {
+	return failFromStatus(c.closed, err)
+}
+
+func failFromStatus(closed *atomic.Bool, err error) error {
+	if closed.Load() {
 		return fmt.Errorf("%w: the ferry client is closed", ErrUnavailable)
 	}
 	return fromStatus(err)
@@ -191,6 +217,10 @@ func (c *grpcClient) fail(err error) error {
 
 // Info asks the agent for its version and protocol version.
 func (c *grpcClient) Info(ctx context.Context) (Info, error) {
+	ctx, err := withOutgoingActor(ctx)
+	if err != nil {
+		return Info{}, err
+	}
 	resp, err := c.rpc.Info(ctx, &ferryv1.InfoRequest{})
 	if err != nil {
 		return Info{}, c.fail(err)
@@ -201,6 +231,10 @@ func (c *grpcClient) Info(ctx context.Context) (Info, error) {
 // Submit implements Service. It fails with ErrInvalidArgument, without calling the agent, if
 // req.Resources.CPUs does not fit in 32 bits.
 func (c *grpcClient) Submit(ctx context.Context, req SubmitRequest) (Job, error) {
+	ctx, err := withOutgoingActor(ctx)
+	if err != nil {
+		return Job{}, err
+	}
 	pb, err := submitRequestToPB(req)
 	if err != nil {
 		return Job{}, err
@@ -214,6 +248,10 @@ func (c *grpcClient) Submit(ctx context.Context, req SubmitRequest) (Job, error)
 
 // Status implements Service.
 func (c *grpcClient) Status(ctx context.Context, ids []string) ([]Job, error) {
+	ctx, err := withOutgoingActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := c.rpc.Status(ctx, &ferryv1.StatusRequest{Ids: stringsOrNil(ids)})
 	if err != nil {
 		return nil, c.fail(err)
@@ -226,6 +264,10 @@ func (c *grpcClient) Status(ctx context.Context, ids []string) ([]Job, error) {
 // ends the stream, and an error matching ErrUnavailable if the agent ends the stream first (the
 // agent is shutting down or lost; watch again).
 func (c *grpcClient) Watch(ctx context.Context, req WatchRequest, fn func(JobEvent) error) error {
+	ctx, err := withOutgoingActor(ctx)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the stream when fn fails
 	stream, err := c.rpc.Watch(ctx, watchRequestToPB(req))
@@ -251,6 +293,10 @@ func (c *grpcClient) Watch(ctx context.Context, req WatchRequest, fn func(JobEve
 
 // Cancel implements Service.
 func (c *grpcClient) Cancel(ctx context.Context, ids []string) ([]CancelResult, error) {
+	ctx, err := withOutgoingActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := c.rpc.Cancel(ctx, &ferryv1.CancelRequest{Ids: stringsOrNil(ids)})
 	if err != nil {
 		return nil, c.fail(err)
@@ -260,6 +306,10 @@ func (c *grpcClient) Cancel(ctx context.Context, ids []string) ([]CancelResult, 
 
 // StageIn implements Service.
 func (c *grpcClient) StageIn(ctx context.Context, req StageRequest) (StageResult, error) {
+	ctx, err := withOutgoingActor(ctx)
+	if err != nil {
+		return StageResult{}, err
+	}
 	resp, err := c.rpc.StageIn(ctx, stageInRequestToPB(req))
 	if err != nil {
 		return StageResult{}, c.fail(err)
@@ -269,6 +319,10 @@ func (c *grpcClient) StageIn(ctx context.Context, req StageRequest) (StageResult
 
 // StageOut implements Service.
 func (c *grpcClient) StageOut(ctx context.Context, req StageRequest) (StageResult, error) {
+	ctx, err := withOutgoingActor(ctx)
+	if err != nil {
+		return StageResult{}, err
+	}
 	resp, err := c.rpc.StageOut(ctx, stageOutRequestToPB(req))
 	if err != nil {
 		return StageResult{}, c.fail(err)
@@ -278,6 +332,10 @@ func (c *grpcClient) StageOut(ctx context.Context, req StageRequest) (StageResul
 
 // ListJobs implements Service.
 func (c *grpcClient) ListJobs(ctx context.Context, req ListRequest) ([]Job, error) {
+	ctx, err := withOutgoingActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := c.rpc.ListJobs(ctx, listRequestToPB(req))
 	if err != nil {
 		return nil, c.fail(err)

@@ -324,3 +324,287 @@ func infoToPB(i Info) *ferryv1.InfoResponse {
 func infoFromPB(r *ferryv1.InfoResponse) Info {
 	return Info{Version: r.GetVersion(), ProtocolVersion: int(r.GetProtocolVersion())}
 }
+
+// Admin types. Integers the agent counts (jobs, connections, failures) travel as int64; a port or
+// limit a caller sets travels as int32 and is refused with ErrInvalidArgument, before any call, if
+// it does not fit (the agent checks the real range and says why). Secrets (CredentialSpec.Key and
+// Passphrase) are referenced, not copied, so a caller that clears its buffers after the call leaves
+// no extra copy behind in this package.
+
+// mapSlice converts every element of in with f; an empty in gives nil.
+func mapSlice[T, U any](in []T, f func(T) U) []U {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
+}
+
+// int32Field converts a caller-set integer for the wire; it fails with ErrInvalidArgument if v does
+// not fit in 32 bits.
+func int32Field(what string, v int) (int32, error) {
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		return 0, fmt.Errorf("%w: %s %d is out of range", ErrInvalidArgument, what, v)
+	}
+	return int32(v), nil
+}
+
+// clampInt32 converts an agent-set integer (a validated port) for the wire, saturating.
+func clampInt32(v int) int32 { return int32(max(math.MinInt32, min(math.MaxInt32, v))) }
+
+func bytesOrNil(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func memberToPB(m Member) *ferryv1.Member {
+	return &ferryv1.Member{Name: m.Name, Role: m.Role, UnixUsers: stringsOrNil(m.UnixUsers)}
+}
+
+func memberFromPB(m *ferryv1.Member) Member {
+	return Member{Name: m.GetName(), Role: m.GetRole(), UnixUsers: stringsOrNil(m.GetUnixUsers())}
+}
+
+func hostKeyToPB(k HostKey) *ferryv1.HostKey {
+	return &ferryv1.HostKey{Type: k.Type, Fingerprint: k.Fingerprint, KnownHosts: k.KnownHosts}
+}
+
+func hostKeyFromPB(k *ferryv1.HostKey) HostKey {
+	return HostKey{Type: k.GetType(), Fingerprint: k.GetFingerprint(), KnownHosts: k.GetKnownHosts()}
+}
+
+// identitySpecToPB converts a caller's spec; it fails with ErrInvalidArgument if Port does not fit
+// the wire.
+func identitySpecToPB(s IdentitySpec) (*ferryv1.IdentitySpec, error) {
+	port, err := int32Field("port", s.Port)
+	if err != nil {
+		return nil, err
+	}
+	pb := identitySpecToPBClamped(s)
+	pb.Port = port
+	return pb, nil
+}
+
+// identitySpecToPBClamped converts the agent's spec (whose port it validated) for a response.
+func identitySpecToPBClamped(s IdentitySpec) *ferryv1.IdentitySpec {
+	return &ferryv1.IdentitySpec{
+		Name:       s.Name,
+		Scheduler:  s.Scheduler,
+		Host:       s.Host,
+		Port:       clampInt32(s.Port),
+		WorkDir:    s.WorkDir,
+		Group:      s.Group,
+		KnownHosts: s.KnownHosts,
+		JumpHost:   s.JumpHost,
+	}
+}
+
+func identitySpecFromPB(s *ferryv1.IdentitySpec) IdentitySpec {
+	return IdentitySpec{
+		Name:       s.GetName(),
+		Scheduler:  s.GetScheduler(),
+		Host:       s.GetHost(),
+		Port:       int(s.GetPort()),
+		WorkDir:    s.GetWorkDir(),
+		Group:      s.GetGroup(),
+		KnownHosts: s.GetKnownHosts(),
+		JumpHost:   s.GetJumpHost(),
+	}
+}
+
+func memberStatusToPB(m MemberStatus) *ferryv1.MemberStatus {
+	return &ferryv1.MemberStatus{Member: m.Member, Role: m.Role, Status: m.Status, Username: m.Username}
+}
+
+func memberStatusFromPB(m *ferryv1.MemberStatus) MemberStatus {
+	return MemberStatus{Member: m.GetMember(), Role: m.GetRole(), Status: m.GetStatus(), Username: m.GetUsername()}
+}
+
+func identityToPB(i Identity) *ferryv1.Identity {
+	return &ferryv1.Identity{
+		Spec:       identitySpecToPBClamped(i.IdentitySpec),
+		HostKeys:   mapSlice(i.HostKeys, hostKeyToPB),
+		CreatedBy:  i.CreatedBy,
+		CreatedAt:  timeToPB(i.CreatedAt),
+		UpdatedBy:  i.UpdatedBy,
+		UpdatedAt:  timeToPB(i.UpdatedAt),
+		Members:    mapSlice(i.Members, memberStatusToPB),
+		ActiveJobs: int64(i.ActiveJobs),
+	}
+}
+
+func identityFromPB(i *ferryv1.Identity) Identity {
+	if i == nil {
+		return Identity{}
+	}
+	return Identity{
+		IdentitySpec: identitySpecFromPB(i.GetSpec()),
+		HostKeys:     mapSlice(i.GetHostKeys(), hostKeyFromPB),
+		CreatedBy:    i.GetCreatedBy(),
+		CreatedAt:    timeFromPB(i.GetCreatedAt()),
+		UpdatedBy:    i.GetUpdatedBy(),
+		UpdatedAt:    timeFromPB(i.GetUpdatedAt()),
+		Members:      mapSlice(i.GetMembers(), memberStatusFromPB),
+		ActiveJobs:   int(i.GetActiveJobs()),
+	}
+}
+
+func setCredentialRequestToPB(c CredentialSpec) *ferryv1.SetCredentialRequest {
+	return &ferryv1.SetCredentialRequest{
+		Identity:   c.Identity,
+		Member:     c.Member,
+		Username:   c.Username,
+		Key:        bytesOrNil(c.Key),
+		Passphrase: bytesOrNil(c.Passphrase),
+	}
+}
+
+func credentialSpecFromPB(r *ferryv1.SetCredentialRequest) CredentialSpec {
+	return CredentialSpec{
+		Identity:   r.GetIdentity(),
+		Member:     r.GetMember(),
+		Username:   r.GetUsername(),
+		Key:        bytesOrNil(r.GetKey()),
+		Passphrase: bytesOrNil(r.GetPassphrase()),
+	}
+}
+
+func credentialToPB(c Credential) *ferryv1.Credential {
+	return &ferryv1.Credential{
+		Identity:    c.Identity,
+		Member:      c.Member,
+		Username:    c.Username,
+		KeyType:     c.KeyType,
+		Fingerprint: c.Fingerprint,
+		Encrypted:   c.Encrypted,
+		AddedBy:     c.AddedBy,
+		AddedAt:     timeToPB(c.AddedAt),
+		UpdatedAt:   timeToPB(c.UpdatedAt),
+		Status:      c.Status,
+		LastOk:      timeToPB(c.LastOK),
+		LastError:   c.LastError,
+		Failures:    int64(c.Failures),
+	}
+}
+
+func credentialFromPB(c *ferryv1.Credential) Credential {
+	if c == nil {
+		return Credential{}
+	}
+	return Credential{
+		Identity:    c.GetIdentity(),
+		Member:      c.GetMember(),
+		Username:    c.GetUsername(),
+		KeyType:     c.GetKeyType(),
+		Fingerprint: c.GetFingerprint(),
+		Encrypted:   c.GetEncrypted(),
+		AddedBy:     c.GetAddedBy(),
+		AddedAt:     timeFromPB(c.GetAddedAt()),
+		UpdatedAt:   timeFromPB(c.GetUpdatedAt()),
+		Status:      c.GetStatus(),
+		LastOK:      timeFromPB(c.GetLastOk()),
+		LastError:   c.GetLastError(),
+		Failures:    int(c.GetFailures()),
+	}
+}
+
+func checkToPB(c Check) *ferryv1.Check {
+	return &ferryv1.Check{Member: c.Member, Name: c.Name, Ok: c.OK, Detail: c.Detail, Fix: c.Fix}
+}
+
+func checkFromPB(c *ferryv1.Check) Check {
+	return Check{Member: c.GetMember(), Name: c.GetName(), OK: c.GetOk(), Detail: c.GetDetail(), Fix: c.GetFix()}
+}
+
+// auditFilterToPB converts a caller's filter; it fails with ErrInvalidArgument if Limit does not
+// fit the wire.
+func auditFilterToPB(f AuditFilter) (*ferryv1.AuditRequest, error) {
+	limit, err := int32Field("audit limit", f.Limit)
+	if err != nil {
+		return nil, err
+	}
+	return &ferryv1.AuditRequest{
+		Since:    timeToPB(f.Since),
+		Until:    timeToPB(f.Until),
+		Actor:    f.Actor,
+		Identity: f.Identity,
+		Subject:  f.Subject,
+		Action:   f.Action,
+		Outcome:  f.Outcome,
+		Limit:    limit,
+	}, nil
+}
+
+func auditFilterFromPB(r *ferryv1.AuditRequest) AuditFilter {
+	return AuditFilter{
+		Since:    timeFromPB(r.GetSince()),
+		Until:    timeFromPB(r.GetUntil()),
+		Actor:    r.GetActor(),
+		Identity: r.GetIdentity(),
+		Subject:  r.GetSubject(),
+		Action:   r.GetAction(),
+		Outcome:  r.GetOutcome(),
+		Limit:    int(r.GetLimit()),
+	}
+}
+
+func auditEventToPB(e AuditEvent) *ferryv1.AuditEvent {
+	return &ferryv1.AuditEvent{
+		Time:     timeToPB(e.Time),
+		Actor:    e.Actor,
+		Via:      e.Via,
+		Action:   e.Action,
+		Identity: e.Identity,
+		Subject:  e.Subject,
+		Target:   e.Target,
+		Outcome:  e.Outcome,
+		Detail:   e.Detail,
+	}
+}
+
+func auditEventFromPB(e *ferryv1.AuditEvent) AuditEvent {
+	return AuditEvent{
+		Time:     timeFromPB(e.GetTime()),
+		Actor:    e.GetActor(),
+		Via:      e.GetVia(),
+		Action:   e.GetAction(),
+		Identity: e.GetIdentity(),
+		Subject:  e.GetSubject(),
+		Target:   e.GetTarget(),
+		Outcome:  e.GetOutcome(),
+		Detail:   e.GetDetail(),
+	}
+}
+
+func poolStatsToPB(p PoolStats) *ferryv1.PoolStats {
+	return &ferryv1.PoolStats{
+		Identity:          p.Identity,
+		User:              p.User,
+		Connections:       int64(p.Connections),
+		Sessions:          int64(p.Sessions),
+		Waiters:           int64(p.Waiters),
+		Dials:             p.Dials,
+		DialFailures:      p.DialFailures,
+		LastError:         p.LastError,
+		CommandsPerMinute: int64(p.CommandsPerMinute),
+	}
+}
+
+func poolStatsFromPB(p *ferryv1.PoolStats) PoolStats {
+	return PoolStats{
+		Identity:          p.GetIdentity(),
+		User:              p.GetUser(),
+		Connections:       int(p.GetConnections()),
+		Sessions:          int(p.GetSessions()),
+		Waiters:           int(p.GetWaiters()),
+		Dials:             p.GetDials(),
+		DialFailures:      p.GetDialFailures(),
+		LastError:         p.GetLastError(),
+		CommandsPerMinute: int(p.GetCommandsPerMinute()),
+	}
+}

@@ -18,8 +18,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// ServeDaemon serves impl as a long-running agent (`ferry agent`) that launchers attach to with
-// Attach, instead of starting it themselves. It returns nil once ctx ends and serving has stopped,
+// ServeDaemon serves impl (and its Admin half, if it has one) as a long-running agent (`ferry
+// agent`) that launchers attach to with Attach, instead of starting it themselves. The local CLI
+// reaches the same agent through ServeSocket, which the caller runs beside it. It returns nil once ctx ends and serving has stopped,
 // or an error if serving could not start or stopped on its own.
 //
 // It uses go-plugin's in-process serving mode (ServeConfig.Test), so nothing is written to standard
@@ -34,7 +35,9 @@ import (
 // use every identity and user the agent manages, just as anyone who can read the reattach file and
 // reach the socket can. There is no TLS in this mode (go-plugin's AutoMTLS needs a launcher that
 // starts the agent); the file system permissions are the authentication. Run launchers as the
-// agent's user and keep the reattach file in a directory only that user can write.
+// agent's user and keep the reattach file in a directory only that user can write. Such a launcher
+// is trusted to name the organisation member each call acts for (WithActor; none means the
+// launcher itself).
 //
 // go-plugin reads its settings from the environment: while the server starts, ServeDaemon points
 // PLUGIN_UNIX_SOCKET_DIR at its private directory and hides PLUGIN_UNIX_SOCKET_GROUP,

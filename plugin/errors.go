@@ -22,6 +22,7 @@ var errorCodes = []struct {
 	{ErrUnavailable, codes.Unavailable},
 	{ErrAlreadyExists, codes.AlreadyExists},
 	{ErrFailedPrecondition, codes.FailedPrecondition},
+	{ErrUnimplemented, codes.Unimplemented},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }

@@ -61,3 +61,51 @@ func ExampleAttach() {
 	}
 	fmt.Println("ferry agent", info.Version)
 }
+
+// The agent's local CLI socket: every local user may connect, and each call acts for the member
+// the caller's Unix uid maps to.
+func ExampleServeSocket() {
+	var agent plugin.Service // the real implementation (it also implements plugin.Admin)
+	resolve := func(uid uint32) (plugin.Actor, error) {
+		if uid == 0 {
+			return plugin.Actor{Member: "root"}, nil // root is an owner, for bootstrap
+		}
+		return plugin.Actor{}, fmt.Errorf("unix uid %d is not a member: ask an owner to run `ferry member add`", uid)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := plugin.ServeSocket(ctx, agent, "/run/ferry/ferry.sock", resolve, plugin.NewLogger(hclog.Info)); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// The CLI: reach the agent on its socket and manage credentials as the member this Unix user is.
+func ExampleDialSocket() {
+	c, err := plugin.DialSocket("/run/ferry/ferry.sock")
+	if err != nil {
+		log.Fatal(err) // errors.Is(err, plugin.ErrUnavailable) when no agent serves it
+	}
+	defer c.Close()
+	creds, err := c.Admin().ListCredentials(context.Background(), "")
+	if err != nil {
+		log.Fatal(err) // errors.Is(err, plugin.ErrPermissionDenied) for a user who is not a member
+	}
+	for _, cr := range creds {
+		fmt.Println(cr.Identity, cr.Member, cr.Fingerprint, cr.Status)
+	}
+}
+
+// A launcher that acts for an organisation member: the agent checks what that member may do.
+func ExampleWithActor() {
+	c, err := plugin.Attach("/run/ferry/agent.json", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := plugin.WithActor(context.Background(), plugin.Actor{Member: "alice@example.org"})
+	jobs, err := c.Service().ListJobs(ctx, plugin.ListRequest{ActiveOnly: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(jobs), "active jobs")
+}

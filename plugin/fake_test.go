@@ -31,6 +31,8 @@ type fakeService struct {
 	watchReturnNil bool
 	err            error
 
+	adminAnswers // canned answers of the Admin methods (fake_admin_test.go)
+
 	// watchDone receives what Watch returned, so tests can see the agent's side end.
 	watchDone chan error
 
@@ -41,6 +43,8 @@ type fakeService struct {
 	watchReq  plugin.WatchRequest
 	stageReq  plugin.StageRequest
 	listReq   plugin.ListRequest
+	actors    map[string]seenActor // by method name
+	admin     adminArgs
 }
 
 var _ plugin.Service = (*fakeService)(nil)
@@ -57,14 +61,39 @@ func (f *fakeService) record(name string) {
 	f.calls = append(f.calls, name)
 }
 
+// seenActor is the actor a call's ctx carried, as the implementation saw it.
+type seenActor struct {
+	actor plugin.Actor
+	ok    bool // an actor was set at all
+}
+
+// recordCtx records a call and the actor in its ctx.
+func (f *fakeService) recordCtx(ctx context.Context, name string) {
+	a, ok := plugin.ActorFrom(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, name)
+	if f.actors == nil {
+		f.actors = map[string]seenActor{}
+	}
+	f.actors[name] = seenActor{a, ok}
+}
+
+// Actor returns the actor the last call of method name saw.
+func (f *fakeService) Actor(name string) seenActor {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.actors[name]
+}
+
 func (f *fakeService) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.calls)
 }
 
-func (f *fakeService) Submit(_ context.Context, req plugin.SubmitRequest) (plugin.Job, error) {
-	f.record("Submit")
+func (f *fakeService) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Job, error) {
+	f.recordCtx(ctx, "Submit")
 	f.mu.Lock()
 	f.submitReq = req
 	f.mu.Unlock()
@@ -75,8 +104,8 @@ func (f *fakeService) Submit(_ context.Context, req plugin.SubmitRequest) (plugi
 	return f.job, nil
 }
 
-func (f *fakeService) Status(_ context.Context, ids []string) ([]plugin.Job, error) {
-	f.record("Status")
+func (f *fakeService) Status(ctx context.Context, ids []string) ([]plugin.Job, error) {
+	f.recordCtx(ctx, "Status")
 	f.mu.Lock()
 	f.ids = ids
 	f.mu.Unlock()
@@ -90,11 +119,16 @@ func (f *fakeService) Status(_ context.Context, ids []string) ([]plugin.Job, err
 }
 
 func (f *fakeService) Watch(ctx context.Context, req plugin.WatchRequest, fn func(plugin.JobEvent) error) (err error) {
-	f.record("Watch")
+	f.recordCtx(ctx, "Watch")
 	f.mu.Lock()
 	f.watchReq = req
 	f.mu.Unlock()
-	defer func() { f.watchDone <- err }()
+	defer func() {
+		select {
+		case f.watchDone <- err:
+		default: // a test that watches more than once reads only the first result
+		}
+	}()
 	if f.err != nil {
 		return f.err
 	}
@@ -117,8 +151,8 @@ func (f *fakeService) Watch(ctx context.Context, req plugin.WatchRequest, fn fun
 	}
 }
 
-func (f *fakeService) Cancel(_ context.Context, ids []string) ([]plugin.CancelResult, error) {
-	f.record("Cancel")
+func (f *fakeService) Cancel(ctx context.Context, ids []string) ([]plugin.CancelResult, error) {
+	f.recordCtx(ctx, "Cancel")
 	f.mu.Lock()
 	f.ids = ids
 	f.mu.Unlock()
@@ -128,8 +162,8 @@ func (f *fakeService) Cancel(_ context.Context, ids []string) ([]plugin.CancelRe
 	return f.results, nil
 }
 
-func (f *fakeService) StageIn(_ context.Context, req plugin.StageRequest) (plugin.StageResult, error) {
-	f.record("StageIn")
+func (f *fakeService) StageIn(ctx context.Context, req plugin.StageRequest) (plugin.StageResult, error) {
+	f.recordCtx(ctx, "StageIn")
 	f.mu.Lock()
 	f.stageReq = req
 	f.mu.Unlock()
@@ -139,8 +173,8 @@ func (f *fakeService) StageIn(_ context.Context, req plugin.StageRequest) (plugi
 	return f.stage, nil
 }
 
-func (f *fakeService) StageOut(_ context.Context, req plugin.StageRequest) (plugin.StageResult, error) {
-	f.record("StageOut")
+func (f *fakeService) StageOut(ctx context.Context, req plugin.StageRequest) (plugin.StageResult, error) {
+	f.recordCtx(ctx, "StageOut")
 	f.mu.Lock()
 	f.stageReq = req
 	f.mu.Unlock()
@@ -150,8 +184,8 @@ func (f *fakeService) StageOut(_ context.Context, req plugin.StageRequest) (plug
 	return f.stage, nil
 }
 
-func (f *fakeService) ListJobs(_ context.Context, req plugin.ListRequest) ([]plugin.Job, error) {
-	f.record("ListJobs")
+func (f *fakeService) ListJobs(ctx context.Context, req plugin.ListRequest) ([]plugin.Job, error) {
+	f.recordCtx(ctx, "ListJobs")
 	f.mu.Lock()
 	f.listReq = req
 	f.mu.Unlock()

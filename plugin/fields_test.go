@@ -125,3 +125,111 @@ func TestEveryFieldRoundTrips(t *testing.T) {
 	assert.Equal(t, list, f.listReq)
 	assert.Equal(t, []plugin.Job{job}, jobs)
 }
+
+// TestAdminEveryFieldRoundTrips does the same for every Admin type on the wire, in both directions:
+// each request's fields reach the implementation and each answer's fields reach the caller.
+func TestAdminEveryFieldRoundTrips(t *testing.T) {
+	var (
+		identity   plugin.Identity
+		hostKey    plugin.HostKey
+		check      plugin.Check
+		member     plugin.Member
+		credential plugin.Credential
+		event      plugin.AuditEvent
+		pool       plugin.PoolStats
+		spec       plugin.IdentitySpec
+		credSpec   plugin.CredentialSpec
+		filter     plugin.AuditFilter
+	)
+	for _, v := range []any{&identity, &hostKey, &check, &member, &credential, &event, &pool, &spec, &credSpec, &filter} {
+		fill(t, v)
+	}
+	f := newFake()
+	f.identity = identity
+	f.identities = []plugin.Identity{identity, identity}
+	f.hostKeys = []plugin.HostKey{hostKey}
+	f.checks = []plugin.Check{check}
+	f.members = []plugin.Member{member}
+	f.credential = credential
+	f.credentials = []plugin.Credential{credential}
+	f.resealed = 12345
+	f.auditEvents = []plugin.AuditEvent{event}
+	f.pools = []plugin.PoolStats{pool}
+	a := plugintest.Client(t, f).Admin()
+	ctx := testCtx(t)
+
+	ids, err := a.ListIdentities(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, f.identities, ids)
+
+	got, err := a.GetIdentity(ctx, "lab-a")
+	require.NoError(t, err)
+	assert.Equal(t, identity, got)
+	assert.Equal(t, "lab-a", f.AdminArgs().name)
+
+	keys, err := a.ScanHostKey(ctx, "login.example.org", 2222)
+	require.NoError(t, err)
+	assert.Equal(t, f.hostKeys, keys)
+	assert.Equal(t, "login.example.org", f.AdminArgs().host)
+	assert.Equal(t, 2222, f.AdminArgs().port)
+
+	got, err = a.CreateIdentity(ctx, spec)
+	require.NoError(t, err)
+	assert.Equal(t, identity, got)
+	assert.Equal(t, spec, f.AdminArgs().spec)
+
+	got, err = a.EditIdentity(ctx, "lab-b", spec, true)
+	require.NoError(t, err)
+	assert.Equal(t, identity, got)
+	assert.Equal(t, "lab-b", f.AdminArgs().name)
+	assert.Equal(t, spec, f.AdminArgs().spec)
+	assert.True(t, f.AdminArgs().force)
+
+	require.NoError(t, a.DeleteIdentity(ctx, "lab-c"))
+	assert.Equal(t, "lab-c", f.AdminArgs().name)
+
+	checks, err := a.TestIdentity(ctx, "lab-d", "bob")
+	require.NoError(t, err)
+	assert.Equal(t, f.checks, checks)
+	assert.Equal(t, "lab-d", f.AdminArgs().name)
+	assert.Equal(t, "bob", f.AdminArgs().member)
+
+	members, err := a.ListMembers(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, f.members, members)
+
+	require.NoError(t, a.AddMember(ctx, member))
+	assert.Equal(t, member, f.AdminArgs().newMember)
+
+	require.NoError(t, a.RemoveMember(ctx, "carol"))
+	assert.Equal(t, "carol", f.AdminArgs().name)
+
+	cred, err := a.SetCredential(ctx, credSpec)
+	require.NoError(t, err)
+	assert.Equal(t, credential, cred)
+	assert.Equal(t, credSpec, f.AdminArgs().cred)
+
+	require.NoError(t, a.DeleteCredential(ctx, "lab-e", "dave"))
+	assert.Equal(t, "lab-e", f.AdminArgs().identity)
+	assert.Equal(t, "dave", f.AdminArgs().member)
+
+	creds, err := a.ListCredentials(ctx, "lab-f")
+	require.NoError(t, err)
+	assert.Equal(t, f.credentials, creds)
+	assert.Equal(t, "lab-f", f.AdminArgs().identity)
+
+	n, err := a.RotateKeys(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 12345, n)
+
+	events, err := a.Audit(ctx, filter)
+	require.NoError(t, err)
+	assert.Equal(t, f.auditEvents, events)
+	assert.Equal(t, filter, f.AdminArgs().filter)
+
+	pools, err := a.Pools(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, f.pools, pools)
+
+	assert.Equal(t, adminMethods, f.Calls(), "every Admin method was called once, through the shims")
+}

@@ -8,8 +8,6 @@ import (
 	hclog "github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
-
-	ferryv1 "github.com/ferryhpc/ferry/plugin/proto/ferry/v1"
 )
 
 // Handshake is the go-plugin handshake shared by the launcher (host) and the agent (plugin). The
@@ -34,8 +32,12 @@ func PluginSet(impl Service) goplugin.PluginSet {
 }
 
 // GRPCPlugin is Ferry's go-plugin plugin: gRPC only (net/rpc is refused). On the serving side it
-// registers the gRPC server shim for Impl; on the launcher side it hands out a Service backed by
-// the gRPC client shim.
+// registers the gRPC server shims for Impl (Ferry, and FerryAdmin if Impl also implements Admin);
+// on the launcher side it hands out a Service backed by the gRPC client shim.
+//
+// On this channel the launcher is trusted: the actor it names for a call (WithActor on its side,
+// "ferry-actor" metadata on the wire) reaches Impl as ActorFrom(ctx) with Via ViaPlugin, and a call
+// without one reaches Impl without an actor.
 type GRPCPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
 
@@ -47,17 +49,19 @@ type GRPCPlugin struct {
 
 var _ goplugin.GRPCPlugin = (*GRPCPlugin)(nil)
 
-// GRPCServer registers the Ferry gRPC service, backed by p.Impl, on s. It fails if Impl is nil.
+// GRPCServer registers the Ferry gRPC service, backed by p.Impl, on s, and the FerryAdmin service
+// if p.Impl also implements Admin (without it the admin rpcs answer Unimplemented). It fails if
+// Impl is nil.
 func (p *GRPCPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
 	if p.Impl == nil {
 		return errors.New("ferry plugin: no Service implementation to serve")
 	}
-	ferryv1.RegisterFerryServer(s, newGRPCServer(p.Impl, p.Logger))
+	registerServices(s, p.Impl, p.Logger, true)
 	return nil
 }
 
-// GRPCClient returns the Service (a *grpcClient, which also answers Info) that calls the agent
-// over c. It never fails; errors surface on the first call.
+// GRPCClient returns the Service (a *grpcClient, which also answers Info and Admin) that calls the
+// agent over c. It never fails; errors surface on the first call.
 func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
 	return newGRPCClient(c), nil
 }
@@ -75,10 +79,11 @@ func NewLogger(level hclog.Level) hclog.Logger {
 	})
 }
 
-// Serve serves impl to the launcher that started this process and returns when the launcher
-// disconnects (its Client.Close) or the serving fails. It performs go-plugin's standard handshake,
-// which is the only thing ever written to standard output; everything else, logs included, must go
-// to standard error. A nil logger means NewLogger(hclog.Info).
+// Serve serves impl (and its Admin half, if it has one) to the launcher that started this process
+// and returns when the launcher disconnects (its Client.Close) or the serving fails. It performs
+// go-plugin's standard handshake, which is the only thing ever written to standard output;
+// everything else, logs included, must go to standard error. A nil logger means
+// NewLogger(hclog.Info).
 //
 // The launcher enables mutual TLS (Start uses go-plugin's AutoMTLS): Serve then generates a one-time
 // server certificate and accepts only the launcher's one-time client certificate, so no other

@@ -133,4 +133,7 @@ var (
 	ErrUnavailable        = errors.New("unavailable")
 	ErrAlreadyExists      = errors.New("already exists")
 	ErrFailedPrecondition = errors.New("failed precondition")
+	// ErrUnimplemented means the agent does not serve the call: an Admin call to an agent whose
+	// implementation has no Admin half, or an agent older than the launcher.
+	ErrUnimplemented = errors.New("not implemented by the ferry agent")
 )

@@ -296,6 +296,7 @@ var sentinels = []struct {
 	{plugin.ErrUnavailable, codes.Unavailable},
 	{plugin.ErrAlreadyExists, codes.AlreadyExists},
 	{plugin.ErrFailedPrecondition, codes.FailedPrecondition},
+	{plugin.ErrUnimplemented, codes.Unimplemented},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }

@@ -15,39 +15,139 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	hclog "github.com/hashicorp/go-hclog"
 
 	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/plugin"
 )
 
-// connFlags are the flags every CLI command shares to find the agent.
+// connFlags are the flags a CLI command uses to find the agent.
 type connFlags struct {
-	reattach *string
+	fs       *flag.FlagSet
+	socket   *string
+	reattach *string // nil for commands that only use the socket
 	config   *string
 }
 
-func addConnFlags(fs *flag.FlagSet) connFlags {
-	return connFlags{
-		reattach: fs.String("reattach", os.Getenv("FERRY_REATTACH"), "agent reattach file (default $FERRY_REATTACH, else from --config)"),
-		config:   fs.String("config", defaultConfig, "configuration file, used to find the reattach file"),
+// addConnFlags adds --socket and --config to fs, and --reattach if withReattach.
+func (c *cli) addConnFlags(fs *flag.FlagSet, withReattach bool) connFlags {
+	cf := connFlags{
+		fs:     fs,
+		socket: fs.String("socket", "", "the agent's socket (default $FERRY_SOCKET, else agent.socket from --config, else "+defaultSocket+")"),
+		config: fs.String("config", defaultConfig, "configuration file, read only to find the agent's socket or reattach file"),
 	}
+	if withReattach {
+		cf.reattach = fs.String("reattach", "", "attach through the agent's reattach file instead of its socket (default $FERRY_REATTACH)")
+	}
+	return cf
 }
 
-func (c connFlags) attach() (*plugin.Client, error) {
-	path := *c.reattach
-	if path == "" {
-		cfg, err := config.Load(*c.config)
-		if err != nil {
-			return nil, fmt.Errorf("find the agent: %w (or pass --reattach)", err)
-		}
-		path = reattachPath(cfg)
+// defaultSocket is where the CLI looks for the agent when nothing says otherwise.
+var defaultSocket = config.Default().Agent.Socket
+
+// connect reaches the agent: --socket, else --reattach, else $FERRY_SOCKET, else $FERRY_REATTACH,
+// else the socket named in the config file, else defaultSocket.
+func (c *cli) connect(cf connFlags) (*plugin.Client, error) {
+	set := map[string]bool{}
+	cf.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case *cf.socket != "":
+		return c.dialSocket(*cf.socket)
+	case cf.reattach != nil && *cf.reattach != "":
+		return attach(*cf.reattach)
+	case c.getenv("FERRY_SOCKET") != "":
+		return c.dialSocket(c.getenv("FERRY_SOCKET"))
+	case cf.reattach != nil && c.getenv("FERRY_REATTACH") != "":
+		return attach(c.getenv("FERRY_REATTACH"))
 	}
+	path, err := socketFromConfig(*cf.config, set["config"])
+	if err != nil {
+		return nil, err
+	}
+	return c.dialSocket(path)
+}
+
+func (c *cli) dialSocket(path string) (*plugin.Client, error) {
+	cl, err := plugin.DialSocket(path)
+	if err != nil {
+		return nil, fmt.Errorf("reach the agent: %w (pass --socket PATH if it listens elsewhere)", err)
+	}
+	return cl, nil
+}
+
+func attach(path string) (*plugin.Client, error) {
 	cl, err := plugin.Attach(path, hclog.NewNullLogger())
 	if err != nil {
 		return nil, fmt.Errorf("attach to the agent (%s): %w; is `ferry agent` running?", path, err)
 	}
 	return cl, nil
+}
+
+// socketFromConfig returns agent.socket from the configuration file at path, read leniently (only
+// that key, no validation): a member may not be able to read the rest, or the key files it names.
+// A missing or unreadable file gives defaultSocket unless the user named it explicitly.
+func socketFromConfig(path string, explicit bool) (string, error) {
+	var f struct {
+		Agent struct {
+			Socket *string `toml:"socket"`
+		} `toml:"agent"`
+	}
+	_, err := toml.DecodeFile(path, &f)
+	switch {
+	case err != nil && explicit:
+		return "", fmt.Errorf("find the agent's socket: %w (or pass --socket)", err)
+	case err != nil, f.Agent.Socket == nil:
+		return defaultSocket, nil
+	case *f.Agent.Socket == "":
+		return "", fmt.Errorf("the agent's socket is disabled in %s (agent.socket is empty): pass --socket or --reattach", path)
+	}
+	return *f.Agent.Socket, nil
+}
+
+// parseArgs parses args with fs, allowing flags after positional arguments ("identity add NAME
+// --host H"); everything after "--" is positional. It returns the positional arguments, or a
+// usageError.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{} // the flag package has printed the problem and the flags
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		// fs.Parse stops at the first positional argument, or after "--", which makes the rest
+		// positional.
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// flagSet returns an empty flag set for the command name that reports problems on c.errOut.
+func (c *cli) flagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("ferry "+name, flag.ContinueOnError)
+	fs.SetOutput(c.errOut)
+	return fs
+}
+
+// parseNoArgs parses args with fs and fails if any positional argument is left.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	return nil
 }
 
 // parseMem reads "512M", "2G", "1T" or a plain number of MiB.
@@ -81,9 +181,9 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-func cmdSubmit(args []string) error {
-	fs := flag.NewFlagSet("submit", flag.ExitOnError)
-	cf := addConnFlags(fs)
+func (c *cli) submit(args []string) error {
+	fs := c.flagSet("submit")
+	cf := c.addConnFlags(fs, true)
 	identity := fs.String("identity", "", "managed identity (required)")
 	user := fs.String("user", "", "member's Linux user on the identity (required)")
 	cpus := fs.Int("cpus", 0, "CPUs")
@@ -96,11 +196,14 @@ func cmdSubmit(args []string) error {
 	token := fs.String("token", "", "idempotency token: resubmitting with it returns the same job")
 	var extra multiFlag
 	fs.Var(&extra, "extra", "extra scheduler option, verbatim (repeatable)")
-	_ = fs.Parse(args)
-	if fs.NArg() != 1 || *identity == "" || *user == "" {
-		return errors.New("usage: ferry submit --identity ID --user U [--cpus N --mem 2G --time 10m --queue Q] SCRIPT")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	script, err := os.ReadFile(fs.Arg(0))
+	if len(pos) != 1 || *identity == "" || *user == "" {
+		return usagef("usage: ferry submit --identity ID --user U [--cpus N --mem 2G --time 10m --queue Q] SCRIPT")
+	}
+	script, err := os.ReadFile(pos[0])
 	if err != nil {
 		return err
 	}
@@ -109,9 +212,9 @@ func cmdSubmit(args []string) error {
 		return err
 	}
 	if *name == "" {
-		*name = strings.TrimSuffix(baseName(fs.Arg(0)), ".sh")
+		*name = strings.TrimSuffix(baseName(pos[0]), ".sh")
 	}
-	cl, err := cf.attach()
+	cl, err := c.connect(cf)
 	if err != nil {
 		return err
 	}
@@ -125,7 +228,7 @@ func cmdSubmit(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println(job.ID)
+	fmt.Fprintln(c.out, job.ID)
 	return nil
 }
 
@@ -136,16 +239,18 @@ func baseName(p string) string {
 	return p
 }
 
-func cmdJobs(args []string) error {
-	fs := flag.NewFlagSet("jobs", flag.ExitOnError)
-	cf := addConnFlags(fs)
+func (c *cli) jobs(args []string) error {
+	fs := c.flagSet("jobs")
+	cf := c.addConnFlags(fs, true)
 	identity := fs.String("identity", "", "only this identity")
 	user := fs.String("user", "", "only this user")
 	active := fs.Bool("active", false, "only jobs still tracked")
 	asJSON := fs.Bool("json", false, "JSON lines instead of a table")
 	watch := fs.Bool("watch", false, "keep printing state changes until interrupted")
-	_ = fs.Parse(args)
-	cl, err := cf.attach()
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	cl, err := c.connect(cf)
 	if err != nil {
 		return err
 	}
@@ -157,23 +262,23 @@ func cmdJobs(args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(c.out)
 		for _, j := range jobs {
 			if err := enc.Encode(jobJSON(j)); err != nil {
 				return err
 			}
 		}
 	} else {
-		printJobs(os.Stdout, jobs)
+		printJobs(c.out, jobs)
 	}
 	if !*watch {
 		return nil
 	}
 	err = cl.Service().Watch(ctx, plugin.WatchRequest{Identity: *identity, User: *user}, func(ev plugin.JobEvent) error {
 		if *asJSON {
-			return json.NewEncoder(os.Stdout).Encode(jobJSON(ev.Job))
+			return json.NewEncoder(c.out).Encode(jobJSON(ev.Job))
 		}
-		printJobs(os.Stdout, []plugin.Job{ev.Job})
+		printJobs(c.out, []plugin.Job{ev.Job})
 		return nil
 	})
 	if ctx.Err() != nil {
@@ -249,21 +354,24 @@ func dash(s string) string {
 	return s
 }
 
-func cmdCancel(args []string) error {
-	fs := flag.NewFlagSet("cancel", flag.ExitOnError)
-	cf := addConnFlags(fs)
-	_ = fs.Parse(args)
-	if fs.NArg() == 0 {
-		return errors.New("usage: ferry cancel ID...")
+func (c *cli) cancel(args []string) error {
+	fs := c.flagSet("cancel")
+	cf := c.addConnFlags(fs, true)
+	ids, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	cl, err := cf.attach()
+	if len(ids) == 0 {
+		return usagef("usage: ferry cancel ID...")
+	}
+	cl, err := c.connect(cf)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := cl.Service().Cancel(ctx, fs.Args())
+	res, err := cl.Service().Cancel(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -271,9 +379,9 @@ func cmdCancel(args []string) error {
 	for _, r := range res {
 		if r.Error != "" {
 			failed++
-			fmt.Fprintf(os.Stderr, "%s: %s\n", r.ID, r.Error)
+			fmt.Fprintf(c.errOut, "%s: %s\n", r.ID, r.Error)
 		} else {
-			fmt.Printf("%s: cancelled\n", r.ID)
+			fmt.Fprintf(c.out, "%s: cancelled\n", r.ID)
 		}
 	}
 	if failed > 0 {

@@ -3,53 +3,147 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 )
 
 const usage = `ferry runs workflow tasks on HPC clusters as each user, over per-user SSH pools.
 
 Usage:
-  ferry agent  --config FILE                 run the long-running agent launchers attach to
+  ferry agent  --config FILE                 run the long-running agent (launchers attach to it,
+                                             the CLI reaches it on its socket)
   ferry plugin --config FILE                 serve a launcher that started ferry (go-plugin)
+
+Jobs:
   ferry submit [flags] SCRIPT                submit SCRIPT as a user; prints the job id
   ferry jobs   [--identity I] [--user U] [--active] [--json] [--watch]
   ferry cancel ID...                         cancel jobs
+
+Managed identities (owners create, edit and delete them):
+  ferry identity add NAME --scheduler S --host H [--port N] --workdir DIR --group G
+                     [--known-hosts LINE | --known-hosts-file F] [--jump USER@HOST:PORT] [--yes]
+  ferry identity edit NAME [the same flags] [--force] [--accept-host-key]
+  ferry identity list
+  ferry identity show NAME
+  ferry identity delete NAME
+  ferry identity test NAME [--user MEMBER]   log in as each member and check group and work dir
+
+Organisation members (owners only):
+  ferry member add NAME --role owner|member [--unix-user U]...
+  ferry member list
+  ferry member remove NAME
+
+Credentials (members manage their own; owners anyone's):
+  ferry creds add|edit --identity I --member M --username U --key-file F|-
+                     [--passphrase-file F | --ask-passphrase]   (or FERRY_PASSPHRASE in the env)
+  ferry creds delete --identity I --member M
+  ferry creds list [--identity I]
+
+Operations:
+  ferry keys rotate                          re-seal every secret under a new key-encryption key
+  ferry audit [--since 24h|TIME] [--until TIME] [--actor A] [--identity I] [--subject S]
+              [--action PREFIX] [--outcome O] [--limit N]
+  ferry pools                                SSH pool statistics
   ferry version
 
-The CLI commands reach the running agent through its reattach file: --reattach FILE, else
-$FERRY_REATTACH, else <state_dir>/agent.json from --config (default /etc/ferry/ferry.toml).
+Listing commands print tables; --json prints one JSON document instead (jobs: one per line).
+
+The CLI reaches the agent on its Unix socket, which tells the agent who you are (your Unix user is
+mapped to an organisation member; root is an owner): --socket PATH, else $FERRY_SOCKET, else
+agent.socket in --config (default /etc/ferry/ferry.toml), else /run/ferry/ferry.sock.
+submit, jobs and cancel may instead attach through the agent's reattach file, as the launcher does:
+--reattach FILE (or $FERRY_REATTACH).
+
+A key's passphrase is never taken from the command line: use --passphrase-file (one trailing
+newline is removed), FERRY_PASSPHRASE, or --ask-passphrase at a terminal.
 Run 'ferry COMMAND -h' for a command's flags.
 `
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
+	os.Exit(run(os.Args[1:], newCLI()))
+}
+
+// usageError is a mistake in the command line: reported with exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// run runs the command line args (without the program name) and returns the exit status: 0 on
+// success, 1 when the command failed, 2 for a wrong command line.
+func run(args []string, c *cli) int {
+	if len(args) == 0 {
+		fmt.Fprint(c.errOut, usage)
+		return 2
 	}
+	name, rest := args[0], args[1:]
 	var err error
-	args := os.Args[2:]
-	switch os.Args[1] {
+	switch name {
 	case "agent":
-		err = cmdAgent(args)
+		err = cmdAgent(rest)
 	case "plugin":
-		err = cmdPlugin(args)
+		err = cmdPlugin(rest)
 	case "submit":
-		err = cmdSubmit(args)
+		err = c.submit(rest)
 	case "jobs":
-		err = cmdJobs(args)
+		err = c.jobs(rest)
 	case "cancel":
-		err = cmdCancel(args)
+		err = c.cancel(rest)
+	case "identity":
+		err = c.identity(rest)
+	case "member":
+		err = c.member(rest)
+	case "creds":
+		err = c.creds(rest)
+	case "keys":
+		err = c.keys(rest)
+	case "audit":
+		err = c.audit(rest)
+	case "pools":
+		err = c.pools(rest)
 	case "version":
-		fmt.Println(version())
+		fmt.Fprintln(c.out, version())
 	case "-h", "--help", "help":
-		fmt.Print(usage)
+		fmt.Fprint(c.out, usage)
 	default:
-		fmt.Fprintf(os.Stderr, "ferry: unknown command %q\n\n%s", os.Args[1], usage)
-		os.Exit(2)
+		fmt.Fprintf(c.errOut, "ferry: unknown command %q\n\n%s", name, usage)
+		return 2
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ferry %s: %v\n", os.Args[1], err)
-		os.Exit(1)
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		if ue.msg != "" { // empty: the flag package has reported it
+			fmt.Fprintf(c.errOut, "ferry %s: %v\n", name, err)
+		}
+		return 2
+	default:
+		fmt.Fprintf(c.errOut, "ferry %s: %v\n", name, err)
+		return 1
+	}
+}
+
+// cli is the CLI's view of the world, so tests can run commands in-process.
+type cli struct {
+	in     io.Reader // standard input: key files given as "-", answers when there is no terminal
+	out    io.Writer // tables and JSON
+	errOut io.Writer // prompts, warnings, errors
+	getenv func(string) string
+	// openTTY opens the controlling terminal for prompts; an error means there is none.
+	openTTY func() (*os.File, error)
+}
+
+func newCLI() *cli {
+	return &cli{
+		in:      os.Stdin,
+		out:     os.Stdout,
+		errOut:  os.Stderr,
+		getenv:  os.Getenv,
+		openTTY: func() (*os.File, error) { return os.OpenFile("/dev/tty", os.O_RDWR, 0) },
 	}
 }

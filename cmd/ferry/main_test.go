@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,24 @@ import (
 	"github.com/ferryhpc/ferry/internal/testcluster"
 	"github.com/ferryhpc/ferry/plugin"
 )
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 // buildFerry compiles this command once per test binary run.
 func buildFerry(t *testing.T) string {
@@ -35,6 +54,7 @@ func writeConfig(t *testing.T, c *testcluster.Cluster, dir string) string {
 	require.NoError(t, os.WriteFile(pass, []byte(c.User(t, "bob").Passphrase), 0o600))
 	text := fmt.Sprintf(`[agent]
 state_dir = %q
+socket = %q
 log_level = "debug"
 metrics_listen = "127.0.0.1:0"
 [poll]
@@ -55,7 +75,7 @@ group = %q
   user = "bob"
   key_file = %q
   passphrase_file = %q
-`, filepath.Join(dir, "state"), c.Host, c.Port, c.KnownHosts, c.WorkDir, c.Group, c.User(t, "alice").Key, c.User(t, "bob").Key, pass)
+`, filepath.Join(dir, "state"), filepath.Join(dir, "ferry.sock"), c.Host, c.Port, c.KnownHosts, c.WorkDir, c.Group, c.User(t, "alice").Key, c.User(t, "bob").Key, pass)
 	path := filepath.Join(dir, "ferry.toml")
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
 	return path
@@ -83,7 +103,7 @@ func TestPluginSubprocess(t *testing.T) {
 	c := testcluster.Require(t)
 	bin := buildFerry(t)
 	cfg := writeConfig(t, c, t.TempDir())
-	var logs bytes.Buffer
+	var logs syncBuffer // written by go-plugin's stderr relay while the test reads it
 	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
 	cl, err := plugin.Start(exec.Command(bin, "plugin", "--config", cfg), logger)
 	require.NoError(t, err)
@@ -114,7 +134,7 @@ func TestAgentAttachAndCLI(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, c, dir)
 	agent := exec.Command(bin, "agent", "--config", cfg)
-	var stderr bytes.Buffer
+	var stderr syncBuffer // written by exec's copying goroutine while the test reads it
 	agent.Stderr = &stderr
 	require.NoError(t, agent.Start())
 	defer func() {
@@ -155,6 +175,20 @@ func TestAgentAttachAndCLI(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(out), id)
 	require.Contains(t, string(out), "STATUS")
+
+	// The CLI socket, open to every local user (the agent tells them apart by uid); root is an
+	// owner there.
+	sock := filepath.Join(dir, "ferry.sock")
+	si, err := os.Stat(sock)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o666), si.Mode().Perm())
+	out, err = exec.Command(bin, "jobs", "--socket", sock, "--json").CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), id)
+	out, err = exec.Command(bin, "member", "list", "--config", cfg, "--json").CombinedOutput()
+	require.NoError(t, err, string(out))
+	var members []map[string]any
+	require.NoError(t, json.Unmarshal(out, &members), string(out))
 
 	// Cancel of a finished job is fine; of an unknown one is reported.
 	out, err = exec.Command(bin, "cancel", "--reattach", reattach, id, "nosuch").CombinedOutput()

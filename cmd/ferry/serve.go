@@ -75,12 +75,60 @@ func cmdAgent(args []string) error {
 		}
 		defer srv.Close()
 	}
-	path := reattachPath(cfg)
-	err = plugin.ServeDaemon(ctx, a, plugin.NewLogger(hclogLevel(cfg.Agent.LogLevel)), path)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
+	logger := plugin.NewLogger(hclogLevel(cfg.Agent.LogLevel))
+	return serveAgent(ctx, a, logger, reattachPath(cfg), cfg.Agent.Socket)
+}
+
+// serveAgent serves a to launchers (ServeDaemon, through reattachFile) and, unless socket is empty,
+// to the local CLI (ServeSocket on socket) until ctx ends or either stops on its own, which stops
+// the other.
+func serveAgent(ctx context.Context, a plugin.Service, logger hclog.Logger, reattachFile, socket string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	socketDone := make(chan error, 1)
+	if socket == "" {
+		logger.Info("cli socket disabled (agent.socket is empty)")
+		socketDone <- nil
+	} else {
+		go func() {
+			err := plugin.ServeSocket(ctx, a, socket, resolverFor(a, logger), logger)
+			if err != nil {
+				cancel() // an agent the CLI cannot reach is not the agent that was configured
+			}
+			socketDone <- err
+		}()
 	}
-	return nil
+	daemonErr := plugin.ServeDaemon(ctx, a, logger, reattachFile)
+	cancel()
+	socketErr := <-socketDone
+	if errors.Is(daemonErr, context.Canceled) {
+		daemonErr = nil
+	}
+	return errors.Join(socketErr, daemonErr)
+}
+
+// unixResolver is the agent's ability to map a CLI caller's Unix uid to an organisation member.
+type unixResolver interface {
+	ResolveUnixUser(uid uint32) (plugin.Actor, error)
+}
+
+// resolverFor returns how the CLI socket identifies callers: the agent's ResolveUnixUser, or, for
+// an agent without one, root only (as the member "root").
+func resolverFor(a any, logger hclog.Logger) func(uint32) (plugin.Actor, error) {
+	if r, ok := a.(unixResolver); ok {
+		return r.ResolveUnixUser
+	}
+	logger.Warn("the agent cannot map Unix users to members: only root may use the cli socket")
+	return rootOnly
+}
+
+// rootOnly accepts only uid 0, as the owner "root".
+func rootOnly(uid uint32) (plugin.Actor, error) {
+	if uid == 0 {
+		return plugin.Actor{Member: "root", Via: plugin.ViaCLI}, nil
+	}
+	return plugin.Actor{}, fmt.Errorf("%w: this agent accepts only root on its cli socket (uid %d)",
+		plugin.ErrPermissionDenied, uid)
 }
 
 func cmdPlugin(args []string) error {

@@ -29,6 +29,7 @@ func adminConfig(t *testing.T, c *testcluster.Cluster) config.Config {
 
 func TestMembersActOnlyForThemselves(t *testing.T) {
 	c := testcluster.Require(t)
+	t.Parallel()
 	a := newAgent(t, adminConfig(t, c))
 	defer a.Close()
 	req := plugin.SubmitRequest{Identity: "local", User: "alice", Name: "mine", Script: []byte("sleep 30\n")}
@@ -87,6 +88,7 @@ func TestMembersActOnlyForThemselves(t *testing.T) {
 
 func TestCredentialsSealedValidatedAndNeverReturned(t *testing.T) {
 	c := testcluster.Require(t)
+	t.Parallel()
 	cfg := adminConfig(t, c)
 	a := newAgent(t, cfg)
 	key, err := os.ReadFile(c.User(t, "dave").Key)
@@ -167,6 +169,7 @@ func TestCredentialsSealedValidatedAndNeverReturned(t *testing.T) {
 // spending the login node's per-address penalty budget on it; updating the credential releases it.
 func TestBadKeyIsHeld(t *testing.T) {
 	c := testcluster.Require(t)
+	t.Parallel()
 	cfg := adminConfig(t, c)
 	cfg.Credentials.MaxFailures = 2
 	cfg.Credentials.Backoff = config.Duration{Duration: time.Millisecond}
@@ -216,6 +219,7 @@ func TestBadKeyIsHeld(t *testing.T) {
 
 func TestIdentityLifecycleAndSafety(t *testing.T) {
 	c := testcluster.Require(t)
+	t.Parallel()
 	a := newAgent(t, adminConfig(t, c))
 	defer a.Close()
 	ctx := as("alice")
@@ -282,6 +286,7 @@ func TestIdentityLifecycleAndSafety(t *testing.T) {
 
 func TestPreflight(t *testing.T) {
 	c := testcluster.Require(t)
+	t.Parallel()
 	a := newAgent(t, adminConfig(t, c))
 	defer a.Close()
 	ctx := as("alice")

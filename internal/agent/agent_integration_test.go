@@ -126,6 +126,7 @@ echo "made by $(id -un)" > product.txt
 // shared group, group-writable, so another member can modify them. carol's login shell is tcsh.
 func TestJobsRunAsEachUser(t *testing.T) {
 	c := testcluster.Require(t)
+	t.Parallel()
 	a := newAgent(t, testConfig(t, c, t.TempDir()))
 	defer a.Close()
 	users := []string{"alice", "bob", "carol"}
@@ -154,6 +155,7 @@ func TestJobsRunAsEachUser(t *testing.T) {
 
 func TestExitCodes(t *testing.T) {
 	c := testcluster.Require(t)
+	t.Parallel()
 	a := newAgent(t, testConfig(t, c, t.TempDir()))
 	defer a.Close()
 	ok := submit(t, a, "alice", "ok", "exit 0\n", plugin.Resources{})
@@ -199,6 +201,7 @@ func TestExitCodes(t *testing.T) {
 // state and exit code.
 func TestRestartAndMinJobAge(t *testing.T) {
 	c := testcluster.Require(t)
+	t.Parallel()
 	state := t.TempDir()
 	cfg := testConfig(t, c, state)
 	a := newAgent(t, cfg)
@@ -231,6 +234,7 @@ func TestRestartAndMinJobAge(t *testing.T) {
 // each user costs one squeue per poll interval.
 func TestOneStatusQueryPerUserPerInterval(t *testing.T) {
 	c := testcluster.Require(t)
+	t.Parallel()
 	cfg := testConfig(t, c, t.TempDir())
 	cfg.Poll.Interval = config.Duration{Duration: 2 * time.Second}
 	a := newAgent(t, cfg)
@@ -279,6 +283,7 @@ func TestOneStatusQueryPerUserPerInterval(t *testing.T) {
 
 func TestBadInputKeepsServingOthers(t *testing.T) {
 	c := testcluster.Require(t)
+	t.Parallel()
 	a := newAgent(t, testConfig(t, c, t.TempDir()))
 	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -325,6 +330,7 @@ func TestBadInputKeepsServingOthers(t *testing.T) {
 
 func TestSubmitTokenIsIdempotent(t *testing.T) {
 	c := testcluster.Require(t)
+	t.Parallel()
 	a := newAgent(t, testConfig(t, c, t.TempDir()))
 	defer a.Close()
 	r := plugin.SubmitRequest{Identity: "local", User: "alice", Name: "once", Script: []byte("exit 0\n"), Token: fmt.Sprintf("tok-%d", time.Now().UnixNano())}
