@@ -68,6 +68,28 @@ func ParsePrivateKey(pemBytes, passphrase []byte) (ssh.Signer, error) {
 	return nil, fmt.Errorf("%w: %s", ErrBadKey, sanitizeKeyErr(err))
 }
 
+// WithCertificate returns a signer that authenticates with the OpenSSH user certificate cert
+// (the contents of KEY-cert.pub) for signer's key. It fails when the certificate is not a user
+// certificate or certifies another key.
+func WithCertificate(signer ssh.Signer, cert []byte) (ssh.Signer, error) {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(cert)
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate: %v", ErrBadKey, err)
+	}
+	c, ok := pub.(*ssh.Certificate)
+	if !ok {
+		return nil, fmt.Errorf("%w: not an OpenSSH certificate (expected the KEY-cert.pub file)", ErrBadKey)
+	}
+	if c.CertType != ssh.UserCert {
+		return nil, fmt.Errorf("%w: a host certificate cannot log in a user", ErrBadKey)
+	}
+	cs, err := ssh.NewCertSigner(c, signer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the certificate is for another key", ErrBadKey)
+	}
+	return cs, nil
+}
+
 // sanitizeKeyErr keeps x/crypto's short reason and drops anything that could echo input.
 func sanitizeKeyErr(err error) string {
 	msg := err.Error()

@@ -96,13 +96,16 @@ type Key struct {
 
 func (k Key) String() string { return fmt.Sprintf("identity %q user %q", k.Identity, k.User) }
 
-// Target is where and as whom a pool logs in.
+// Target is where and as whom a pool logs in. Signer may be a certificate signer (WithCertificate).
 type Target struct {
 	Host     string
 	Port     int
 	HostKeys HostKeys
 	User     string
 	Signer   ssh.Signer
+	// Jump, when set, is a bastion the connection goes through (OpenSSH's ProxyJump): Ferry logs
+	// in to it, opens a direct-tcpip channel to Host:Port, and runs the real handshake inside.
+	Jump *Target
 }
 
 // Manager owns all pools and the per-host dial limits. It is safe for concurrent use.
@@ -247,8 +250,12 @@ type conn struct {
 	done     chan struct{}
 }
 
-func (p *Pool) sameTarget(t Target) bool {
-	a, b := p.target, t
+func (p *Pool) sameTarget(t Target) bool { return sameTarget(p.target, t) }
+
+func sameTarget(a, b Target) bool {
+	if (a.Jump == nil) != (b.Jump == nil) || (a.Jump != nil && !sameTarget(*a.Jump, *b.Jump)) {
+		return false
+	}
 	if a.Host != b.Host || a.Port != b.Port || a.User != b.User || len(a.HostKeys) != len(b.HostKeys) {
 		return false
 	}
@@ -464,12 +471,27 @@ func (p *Pool) dialOnce(ctx context.Context) (*conn, error) {
 	addr := HostPort(t.Host, t.Port)
 	dctx, cancel := context.WithTimeout(ctx, p.opts.DialTimeout)
 	defer cancel()
-	nc, err := p.dialer(dctx, "tcp", addr)
+	dial := p.dialer
+	var jump *ssh.Client
+	if t.Jump != nil {
+		var err error
+		if jump, err = p.dialJump(dctx, *t.Jump); err != nil {
+			return nil, err
+		}
+		dial = jump.DialContext
+	}
+	nc, err := dial(dctx, "tcp", addr)
 	if err != nil {
+		if jump != nil {
+			jump.Close()
+		}
 		if ctx.Err() != nil {
 			return nil, p.errorf("dial %s: %w", addr, ctx.Err())
 		}
 		return nil, p.errorf("%w: dial %s: %v", ErrUnreachable, addr, err)
+	}
+	if jump != nil {
+		nc = &jumpConn{Conn: nc, jump: jump}
 	}
 	deadline, _ := dctx.Deadline()
 	_ = nc.SetDeadline(deadline)
@@ -507,6 +529,51 @@ func (p *Pool) dialOnce(ctx context.Context) (*conn, error) {
 		limit:  p.opts.MaxSessionsPerConn,
 		done:   make(chan struct{}),
 	}, nil
+}
+
+// dialJump logs in to the bastion j; the returned client carries the real connection.
+func (p *Pool) dialJump(ctx context.Context, j Target) (*ssh.Client, error) {
+	addr := HostPort(j.Host, j.Port)
+	nc, err := p.dialer(ctx, "tcp", addr)
+	if err != nil {
+		return nil, p.errorf("%w: dial jump host %s: %v", ErrUnreachable, addr, err)
+	}
+	deadline, _ := ctx.Deadline()
+	_ = nc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
+	defer stop()
+	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, &ssh.ClientConfig{
+		User:              j.User,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(j.Signer)},
+		HostKeyCallback:   j.HostKeys.Callback(),
+		HostKeyAlgorithms: j.HostKeys.Algorithms(),
+		Timeout:           p.opts.DialTimeout,
+	})
+	if err != nil {
+		_ = nc.Close()
+		var hk *HostKeyError
+		switch {
+		case errors.As(err, &hk):
+			return nil, p.errorf("jump host: %w", hk)
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return nil, p.errorf("%w: the jump host %s refused the key for %q", ErrAuth, addr, j.User)
+		}
+		return nil, p.errorf("%w: ssh handshake with jump host %s: %w", ErrUnreachable, addr, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return ssh.NewClient(sc, chans, reqs), nil
+}
+
+// jumpConn is a connection tunnelled through a bastion; closing it closes the bastion login too.
+type jumpConn struct {
+	net.Conn
+	jump *ssh.Client
+}
+
+func (c *jumpConn) Close() error {
+	err := c.Conn.Close()
+	_ = c.jump.Close()
+	return err
 }
 
 // keepalive probes c every KeepaliveInterval and evicts it when a probe gets no reply within
