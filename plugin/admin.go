@@ -121,6 +121,9 @@ type CredentialSpec struct {
 	Username   string // Linux username on the login node
 	Key        []byte // OpenSSH / PEM / PKCS#8 private key, with its BEGIN/END lines
 	Passphrase []byte // optional
+	// Certificate is an optional OpenSSH user certificate for Key (KEY-cert.pub), for login nodes
+	// that trust a user CA.
+	Certificate []byte
 }
 
 // Credential describes a stored credential without its secrets.
@@ -138,6 +141,8 @@ type Credential struct {
 	LastOK      time.Time
 	LastError   string
 	Failures    int
+	// CertificateExpires is when the user certificate expires; zero without one.
+	CertificateExpires time.Time
 }
 
 // Check is one preflight check's outcome.

@@ -456,21 +456,23 @@ func identityFromPB(i *ferryv1.Identity) Identity {
 
 func setCredentialRequestToPB(c CredentialSpec) *ferryv1.SetCredentialRequest {
 	return &ferryv1.SetCredentialRequest{
-		Identity:   c.Identity,
-		Member:     c.Member,
-		Username:   c.Username,
-		Key:        bytesOrNil(c.Key),
-		Passphrase: bytesOrNil(c.Passphrase),
+		Identity:    c.Identity,
+		Member:      c.Member,
+		Username:    c.Username,
+		Key:         bytesOrNil(c.Key),
+		Passphrase:  bytesOrNil(c.Passphrase),
+		Certificate: bytesOrNil(c.Certificate),
 	}
 }
 
 func credentialSpecFromPB(r *ferryv1.SetCredentialRequest) CredentialSpec {
 	return CredentialSpec{
-		Identity:   r.GetIdentity(),
-		Member:     r.GetMember(),
-		Username:   r.GetUsername(),
-		Key:        bytesOrNil(r.GetKey()),
-		Passphrase: bytesOrNil(r.GetPassphrase()),
+		Identity:    r.GetIdentity(),
+		Member:      r.GetMember(),
+		Username:    r.GetUsername(),
+		Key:         bytesOrNil(r.GetKey()),
+		Passphrase:  bytesOrNil(r.GetPassphrase()),
+		Certificate: bytesOrNil(r.GetCertificate()),
 	}
 }
 
@@ -489,6 +491,8 @@ func credentialToPB(c Credential) *ferryv1.Credential {
 		LastOk:      timeToPB(c.LastOK),
 		LastError:   c.LastError,
 		Failures:    int64(c.Failures),
+
+		CertificateExpires: timeToPB(c.CertificateExpires),
 	}
 }
 
@@ -510,6 +514,8 @@ func credentialFromPB(c *ferryv1.Credential) Credential {
 		LastOK:      timeFromPB(c.GetLastOk()),
 		LastError:   c.GetLastError(),
 		Failures:    int(c.GetFailures()),
+
+		CertificateExpires: timeFromPB(c.GetCertificateExpires()),
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Sentinel errors for conditions a caller acts on. They are wrapped with the identity and user.
@@ -186,4 +187,36 @@ func (h HostKeys) Callback() ssh.HostKeyCallback {
 // HostPort joins host and port for dialing (IPv6 literals bracketed).
 func HostPort(host string, port int) string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// KeysForHost returns the keys of the known_hosts lines in text whose host patterns name host:port
+// exactly (as OpenSSH writes them: "host" for port 22, "[host]:port" otherwise; comma-separated
+// lists allowed; wildcards and hashed names are not matched).
+func KeysForHost(text, host string, port int) (HostKeys, error) {
+	want := knownhosts.Normalize(HostPort(host, port))
+	var keys HostKeys
+	rest := []byte(text)
+	for len(bytes.TrimSpace(rest)) > 0 {
+		marker, hosts, key, _, r, err := ssh.ParseKnownHosts(rest)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("known_hosts: %w", err)
+		}
+		rest = r
+		if marker == "@revoked" {
+			continue
+		}
+		for _, h := range hosts {
+			if knownhosts.Normalize(h) == want {
+				keys = append(keys, key)
+				break
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("known_hosts: no line for %s", want)
+	}
+	return keys, nil
 }

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"github.com/ferryhpc/ferry/scheduler/inspect"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +49,9 @@ Operations:
   ferry audit [--since 24h|TIME] [--until TIME] [--actor A] [--identity I] [--subject S]
               [--action PREFIX] [--outcome O] [--limit N]
   ferry pools                                SSH pool statistics
+  ferry scheduler parse --scheduler slurm|pbspro|torque|lsf|sge --output submit|status
+                        [--format NAME|auto] < FILE    check how Ferry reads your site's output
+  ferry scheduler formats [--scheduler S]    list the output formats Ferry reads
   ferry version
 
 Listing commands print tables; --json prints one JSON document instead (jobs: one per line).
@@ -81,6 +86,9 @@ func run(args []string, c *cli) int {
 		return 2
 	}
 	name, rest := args[0], args[1:]
+	if name == "scheduler" {
+		return inspect.Main(rest, c.in, c.out, c.errOut)
+	}
 	var err error
 	switch name {
 	case "agent":

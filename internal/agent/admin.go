@@ -152,7 +152,9 @@ func validateSpec(spec plugin.IdentitySpec) error {
 		return fmt.Errorf("%w: identity %q: %v", plugin.ErrInvalidArgument, spec.Name, err)
 	}
 	if spec.JumpHost != "" {
-		return fmt.Errorf("%w: identity %q: jump hosts are not supported yet", plugin.ErrInvalidArgument, spec.Name)
+		if _, _, _, err := parseJump(spec.JumpHost); err != nil {
+			return fmt.Errorf("%w: identity %q: %v", plugin.ErrInvalidArgument, spec.Name, err)
+		}
 	}
 	return nil
 }
@@ -465,7 +467,8 @@ func (a *Agent) RemoveMember(ctx context.Context, name string) (err error) {
 func credView(rec store.Credential) plugin.Credential {
 	return plugin.Credential{Identity: rec.Identity, Member: rec.Member, Username: rec.Username, KeyType: rec.KeyType,
 		Fingerprint: rec.Fingerprint, Encrypted: rec.Encrypted, AddedBy: rec.AddedBy, AddedAt: rec.AddedAt,
-		UpdatedAt: rec.UpdatedAt, Status: credStatus(rec), LastOK: rec.LastOK, LastError: rec.LastError, Failures: rec.Failures}
+		UpdatedAt: rec.UpdatedAt, Status: credStatus(rec), LastOK: rec.LastOK, LastError: rec.LastError, Failures: rec.Failures,
+		CertificateExpires: rec.CertExpires}
 }
 
 // SetCredential adds or replaces a member's credential (owners for anyone, members their own).

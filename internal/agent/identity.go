@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -28,6 +32,37 @@ type identity struct {
 	sched    scheduler.Scheduler
 	stager   *stage.Stager
 	hostKeys sshpool.HostKeys
+	jump     *jumpHost
+}
+
+// jumpHost is an identity's bastion. An empty user means each member's own username.
+type jumpHost struct {
+	user     string
+	host     string
+	port     int
+	hostKeys sshpool.HostKeys
+}
+
+// parseJump reads "[user@]host[:port]".
+func parseJump(s string) (user, host string, port int, err error) {
+	port = 22
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		user, s = s[:i], s[i+1:]
+		if err := credcheck.ValidateUsername(user); err != nil {
+			return "", "", 0, fmt.Errorf("jump host user: %v", err)
+		}
+	}
+	host = s
+	if h, p, e := net.SplitHostPort(s); e == nil {
+		host = h
+		if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
+			return "", "", 0, fmt.Errorf("jump host port %q must be 1-65535", p)
+		}
+	}
+	if !config.ValidHost(host) {
+		return "", "", 0, fmt.Errorf("jump host %q is not a hostname or IP address", host)
+	}
+	return user, host, port, nil
 }
 
 type credKey struct{ identity, member string }
@@ -57,11 +92,27 @@ func (a *Agent) buildIdentity(rec store.Identity) (*identity, error) {
 	if err != nil {
 		return nil, err
 	}
+	var jump *jumpHost
+	if rec.JumpHost != "" {
+		// With a bastion, known_hosts must pin both hosts, each by its own line.
+		user, host, port, err := parseJump(rec.JumpHost)
+		if err != nil {
+			return nil, err
+		}
+		jk, err := sshpool.KeysForHost(rec.KnownHosts, host, port)
+		if err != nil {
+			return nil, fmt.Errorf("jump host: %w", err)
+		}
+		if hk, err = sshpool.KeysForHost(rec.KnownHosts, rec.Host, rec.Port); err != nil {
+			return nil, fmt.Errorf("login node: %w", err)
+		}
+		jump = &jumpHost{user: user, host: host, port: port, hostKeys: jk}
+	}
 	stg, err := stage.New(rec.WorkDir, a.stageOpts)
 	if err != nil {
 		return nil, err
 	}
-	return &identity{rec: rec, sched: sched, stager: stg, hostKeys: hk}, nil
+	return &identity{rec: rec, sched: sched, stager: stg, hostKeys: hk, jump: jump}, nil
 }
 
 // sealAD binds a sealed secret to its record, so blobs cannot be swapped between records.
@@ -83,7 +134,11 @@ func (a *Agent) unseal(rec store.Credential) (ssh.Signer, error) {
 		}
 		defer secrets.Zero(pass)
 	}
-	return sshpool.ParsePrivateKey(key, pass)
+	signer, err := sshpool.ParsePrivateKey(key, pass)
+	if err != nil || len(rec.Certificate) == 0 {
+		return signer, err
+	}
+	return sshpool.WithCertificate(signer, rec.Certificate)
 }
 
 // seed applies the configuration's members, identities and credentials that the store lacks. The
@@ -208,6 +263,20 @@ func (a *Agent) putCredential(spec plugin.CredentialSpec, by string, replace boo
 	rec := store.Credential{Identity: spec.Identity, Member: spec.Member, Username: spec.Username,
 		KeyType: keyType(info), Fingerprint: info.Fingerprint, Encrypted: info.Encrypted,
 		AddedBy: by, AddedAt: now, UpdatedAt: now}
+	if len(spec.Certificate) > 0 {
+		cert, err := checkCertificate(spec.Certificate, spec.Username, now)
+		if err != nil {
+			return store.Credential{}, fmt.Errorf("%w: %v", plugin.ErrInvalidArgument, err)
+		}
+		if signer, err = sshpool.WithCertificate(signer, spec.Certificate); err != nil {
+			return store.Credential{}, fmt.Errorf("%w: %v", plugin.ErrInvalidArgument, err)
+		}
+		rec.Certificate = spec.Certificate
+		if cert.ValidBefore != ssh.CertTimeInfinity {
+			rec.CertExpires = time.Unix(int64(cert.ValidBefore), 0).UTC()
+		}
+		rec.KeyType += " + certificate"
+	}
 	if old, err := a.store.GetCredential(spec.Identity, spec.Member); err == nil {
 		if !replace {
 			return store.Credential{}, fmt.Errorf("%w: member %q already has a credential on %q", plugin.ErrAlreadyExists, spec.Member, spec.Identity)
@@ -229,6 +298,28 @@ func (a *Agent) putCredential(spec plugin.CredentialSpec, by string, replace boo
 	}
 	a.creds[credKey{spec.Identity, spec.Member}] = &credential{rec: rec, signer: signer}
 	return rec, nil
+}
+
+// checkCertificate refuses a certificate that cannot log username in now.
+func checkCertificate(b []byte, username string, now time.Time) (*ssh.Certificate, error) {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %v", err)
+	}
+	cert, ok := pub.(*ssh.Certificate)
+	if !ok {
+		return nil, errors.New("certificate: this is a public key, not a certificate (the KEY-cert.pub file)")
+	}
+	if cert.CertType != ssh.UserCert {
+		return nil, errors.New("certificate: a host certificate cannot log in a user")
+	}
+	if len(cert.ValidPrincipals) > 0 && !slices.Contains(cert.ValidPrincipals, username) {
+		return nil, fmt.Errorf("certificate: it is valid for %s, not for %q", strings.Join(cert.ValidPrincipals, ", "), username)
+	}
+	if t := uint64(now.Unix()); t < cert.ValidAfter || (cert.ValidBefore != ssh.CertTimeInfinity && t >= cert.ValidBefore) {
+		return nil, errors.New("certificate: it is expired or not yet valid")
+	}
+	return cert, nil
 }
 
 func keyType(info credcheck.Info) string {
@@ -267,9 +358,15 @@ func (a *Agent) userSession(identityName, member string) (*session, error) {
 		}
 	}
 	key := sshpool.Key{Identity: identityName, User: member}
-	pool, err := a.pools.Pool(key, sshpool.Target{
-		Host: id.rec.Host, Port: id.rec.Port, HostKeys: id.hostKeys, User: rec.Username, Signer: cr.signer,
-	})
+	target := sshpool.Target{Host: id.rec.Host, Port: id.rec.Port, HostKeys: id.hostKeys, User: rec.Username, Signer: cr.signer}
+	if j := id.jump; j != nil {
+		user := j.user
+		if user == "" {
+			user = rec.Username
+		}
+		target.Jump = &sshpool.Target{Host: j.host, Port: j.port, HostKeys: j.hostKeys, User: user, Signer: cr.signer}
+	}
+	pool, err := a.pools.Pool(key, target)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", plugin.ErrUnavailable, err)
 	}

@@ -57,6 +57,9 @@ type Credential struct {
 	LastFailure time.Time `json:"last_failure,omitempty"`
 	Failures    int       `json:"failures"`
 	Held        bool      `json:"held"`
+	// Certificate is an optional OpenSSH user certificate for Key (public, stored as is).
+	Certificate []byte    `json:"certificate,omitempty"`
+	CertExpires time.Time `json:"cert_expires,omitempty"`
 }
 
 func credKey(identity, member string) []byte { return []byte(identity + "\x00" + member) }

@@ -1854,9 +1854,11 @@ type Credential struct {
 	// tried.
 	LastError string `protobuf:"bytes,12,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	// failures counts consecutive login failures since the last success.
-	Failures      int64 `protobuf:"varint,13,opt,name=failures,proto3" json:"failures,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Failures int64 `protobuf:"varint,13,opt,name=failures,proto3" json:"failures,omitempty"`
+	// certificate_expires is when the credential's user certificate expires; unset without one.
+	CertificateExpires *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=certificate_expires,json=certificateExpires,proto3" json:"certificate_expires,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Credential) Reset() {
@@ -1978,6 +1980,13 @@ func (x *Credential) GetFailures() int64 {
 		return x.Failures
 	}
 	return 0
+}
+
+func (x *Credential) GetCertificateExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CertificateExpires
+	}
+	return nil
 }
 
 // Check is the outcome of one preflight check for one member. Filled by the agent.
@@ -3232,7 +3241,10 @@ type SetCredentialRequest struct {
 	// END lines. Required. SECRET.
 	Key []byte `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
 	// passphrase decrypts key, exactly (no trailing newline); empty for an unencrypted key. SECRET.
-	Passphrase    []byte `protobuf:"bytes,5,opt,name=passphrase,proto3" json:"passphrase,omitempty"`
+	Passphrase []byte `protobuf:"bytes,5,opt,name=passphrase,proto3" json:"passphrase,omitempty"`
+	// certificate is an optional OpenSSH user certificate for key (the KEY-cert.pub file's one
+	// line), for sites whose login nodes trust a user CA. Not secret, but stored with the key.
+	Certificate   []byte `protobuf:"bytes,6,opt,name=certificate,proto3" json:"certificate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3298,6 +3310,13 @@ func (x *SetCredentialRequest) GetKey() []byte {
 func (x *SetCredentialRequest) GetPassphrase() []byte {
 	if x != nil {
 		return x.Passphrase
+	}
+	return nil
+}
+
+func (x *SetCredentialRequest) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
 	}
 	return nil
 }
@@ -3987,7 +4006,7 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1a\n" +
-	"\busername\x18\x04 \x01(\tR\busername\"\xcc\x03\n" +
+	"\busername\x18\x04 \x01(\tR\busername\"\x99\x04\n" +
 	"\n" +
 	"Credential\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x16\n" +
@@ -4005,7 +4024,8 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\alast_ok\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x06lastOk\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\f \x01(\tR\tlastError\x12\x1a\n" +
-	"\bfailures\x18\r \x01(\x03R\bfailures\"m\n" +
+	"\bfailures\x18\r \x01(\x03R\bfailures\x12K\n" +
+	"\x13certificate_expires\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x12certificateExpires\"m\n" +
 	"\x05Check\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x0e\n" +
@@ -4074,7 +4094,7 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\x11AddMemberResponse\")\n" +
 	"\x13RemoveMemberRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
-	"\x14RemoveMemberResponse\"\x98\x01\n" +
+	"\x14RemoveMemberResponse\"\xba\x01\n" +
 	"\x14SetCredentialRequest\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x16\n" +
 	"\x06member\x18\x02 \x01(\tR\x06member\x12\x1a\n" +
@@ -4082,7 +4102,8 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\x03key\x18\x04 \x01(\fR\x03key\x12\x1e\n" +
 	"\n" +
 	"passphrase\x18\x05 \x01(\fR\n" +
-	"passphrase\"M\n" +
+	"passphrase\x12 \n" +
+	"\vcertificate\x18\x06 \x01(\fR\vcertificate\"M\n" +
 	"\x15SetCredentialResponse\x124\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x14.ferry.v1.CredentialR\n" +
@@ -4242,76 +4263,77 @@ var file_ferry_v1_ferry_proto_depIdxs = []int32{
 	63, // 18: ferry.v1.Credential.added_at:type_name -> google.protobuf.Timestamp
 	63, // 19: ferry.v1.Credential.updated_at:type_name -> google.protobuf.Timestamp
 	63, // 20: ferry.v1.Credential.last_ok:type_name -> google.protobuf.Timestamp
-	63, // 21: ferry.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	23, // 22: ferry.v1.ListIdentitiesResponse.identities:type_name -> ferry.v1.Identity
-	23, // 23: ferry.v1.GetIdentityResponse.identity:type_name -> ferry.v1.Identity
-	21, // 24: ferry.v1.ScanHostKeyResponse.keys:type_name -> ferry.v1.HostKey
-	22, // 25: ferry.v1.CreateIdentityRequest.spec:type_name -> ferry.v1.IdentitySpec
-	23, // 26: ferry.v1.CreateIdentityResponse.identity:type_name -> ferry.v1.Identity
-	22, // 27: ferry.v1.EditIdentityRequest.spec:type_name -> ferry.v1.IdentitySpec
-	23, // 28: ferry.v1.EditIdentityResponse.identity:type_name -> ferry.v1.Identity
-	26, // 29: ferry.v1.TestIdentityResponse.checks:type_name -> ferry.v1.Check
-	20, // 30: ferry.v1.ListMembersResponse.members:type_name -> ferry.v1.Member
-	20, // 31: ferry.v1.AddMemberRequest.member:type_name -> ferry.v1.Member
-	25, // 32: ferry.v1.SetCredentialResponse.credential:type_name -> ferry.v1.Credential
-	25, // 33: ferry.v1.ListCredentialsResponse.credentials:type_name -> ferry.v1.Credential
-	63, // 34: ferry.v1.AuditRequest.since:type_name -> google.protobuf.Timestamp
-	63, // 35: ferry.v1.AuditRequest.until:type_name -> google.protobuf.Timestamp
-	27, // 36: ferry.v1.AuditResponse.events:type_name -> ferry.v1.AuditEvent
-	28, // 37: ferry.v1.PoolsResponse.pools:type_name -> ferry.v1.PoolStats
-	0,  // 38: ferry.v1.Ferry.Info:input_type -> ferry.v1.InfoRequest
-	3,  // 39: ferry.v1.Ferry.Submit:input_type -> ferry.v1.SubmitRequest
-	6,  // 40: ferry.v1.Ferry.Status:input_type -> ferry.v1.StatusRequest
-	8,  // 41: ferry.v1.Ferry.Watch:input_type -> ferry.v1.WatchRequest
-	10, // 42: ferry.v1.Ferry.Cancel:input_type -> ferry.v1.CancelRequest
-	14, // 43: ferry.v1.Ferry.StageIn:input_type -> ferry.v1.StageInRequest
-	16, // 44: ferry.v1.Ferry.StageOut:input_type -> ferry.v1.StageOutRequest
-	18, // 45: ferry.v1.Ferry.ListJobs:input_type -> ferry.v1.ListJobsRequest
-	29, // 46: ferry.v1.FerryAdmin.ListIdentities:input_type -> ferry.v1.ListIdentitiesRequest
-	31, // 47: ferry.v1.FerryAdmin.GetIdentity:input_type -> ferry.v1.GetIdentityRequest
-	33, // 48: ferry.v1.FerryAdmin.ScanHostKey:input_type -> ferry.v1.ScanHostKeyRequest
-	35, // 49: ferry.v1.FerryAdmin.CreateIdentity:input_type -> ferry.v1.CreateIdentityRequest
-	37, // 50: ferry.v1.FerryAdmin.EditIdentity:input_type -> ferry.v1.EditIdentityRequest
-	39, // 51: ferry.v1.FerryAdmin.DeleteIdentity:input_type -> ferry.v1.DeleteIdentityRequest
-	41, // 52: ferry.v1.FerryAdmin.TestIdentity:input_type -> ferry.v1.TestIdentityRequest
-	43, // 53: ferry.v1.FerryAdmin.ListMembers:input_type -> ferry.v1.ListMembersRequest
-	45, // 54: ferry.v1.FerryAdmin.AddMember:input_type -> ferry.v1.AddMemberRequest
-	47, // 55: ferry.v1.FerryAdmin.RemoveMember:input_type -> ferry.v1.RemoveMemberRequest
-	49, // 56: ferry.v1.FerryAdmin.SetCredential:input_type -> ferry.v1.SetCredentialRequest
-	51, // 57: ferry.v1.FerryAdmin.DeleteCredential:input_type -> ferry.v1.DeleteCredentialRequest
-	53, // 58: ferry.v1.FerryAdmin.ListCredentials:input_type -> ferry.v1.ListCredentialsRequest
-	55, // 59: ferry.v1.FerryAdmin.RotateKeys:input_type -> ferry.v1.RotateKeysRequest
-	57, // 60: ferry.v1.FerryAdmin.Audit:input_type -> ferry.v1.AuditRequest
-	59, // 61: ferry.v1.FerryAdmin.Pools:input_type -> ferry.v1.PoolsRequest
-	1,  // 62: ferry.v1.Ferry.Info:output_type -> ferry.v1.InfoResponse
-	4,  // 63: ferry.v1.Ferry.Submit:output_type -> ferry.v1.SubmitResponse
-	7,  // 64: ferry.v1.Ferry.Status:output_type -> ferry.v1.StatusResponse
-	9,  // 65: ferry.v1.Ferry.Watch:output_type -> ferry.v1.JobEvent
-	11, // 66: ferry.v1.Ferry.Cancel:output_type -> ferry.v1.CancelResponse
-	15, // 67: ferry.v1.Ferry.StageIn:output_type -> ferry.v1.StageInResponse
-	17, // 68: ferry.v1.Ferry.StageOut:output_type -> ferry.v1.StageOutResponse
-	19, // 69: ferry.v1.Ferry.ListJobs:output_type -> ferry.v1.ListJobsResponse
-	30, // 70: ferry.v1.FerryAdmin.ListIdentities:output_type -> ferry.v1.ListIdentitiesResponse
-	32, // 71: ferry.v1.FerryAdmin.GetIdentity:output_type -> ferry.v1.GetIdentityResponse
-	34, // 72: ferry.v1.FerryAdmin.ScanHostKey:output_type -> ferry.v1.ScanHostKeyResponse
-	36, // 73: ferry.v1.FerryAdmin.CreateIdentity:output_type -> ferry.v1.CreateIdentityResponse
-	38, // 74: ferry.v1.FerryAdmin.EditIdentity:output_type -> ferry.v1.EditIdentityResponse
-	40, // 75: ferry.v1.FerryAdmin.DeleteIdentity:output_type -> ferry.v1.DeleteIdentityResponse
-	42, // 76: ferry.v1.FerryAdmin.TestIdentity:output_type -> ferry.v1.TestIdentityResponse
-	44, // 77: ferry.v1.FerryAdmin.ListMembers:output_type -> ferry.v1.ListMembersResponse
-	46, // 78: ferry.v1.FerryAdmin.AddMember:output_type -> ferry.v1.AddMemberResponse
-	48, // 79: ferry.v1.FerryAdmin.RemoveMember:output_type -> ferry.v1.RemoveMemberResponse
-	50, // 80: ferry.v1.FerryAdmin.SetCredential:output_type -> ferry.v1.SetCredentialResponse
-	52, // 81: ferry.v1.FerryAdmin.DeleteCredential:output_type -> ferry.v1.DeleteCredentialResponse
-	54, // 82: ferry.v1.FerryAdmin.ListCredentials:output_type -> ferry.v1.ListCredentialsResponse
-	56, // 83: ferry.v1.FerryAdmin.RotateKeys:output_type -> ferry.v1.RotateKeysResponse
-	58, // 84: ferry.v1.FerryAdmin.Audit:output_type -> ferry.v1.AuditResponse
-	60, // 85: ferry.v1.FerryAdmin.Pools:output_type -> ferry.v1.PoolsResponse
-	62, // [62:86] is the sub-list for method output_type
-	38, // [38:62] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	63, // 21: ferry.v1.Credential.certificate_expires:type_name -> google.protobuf.Timestamp
+	63, // 22: ferry.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	23, // 23: ferry.v1.ListIdentitiesResponse.identities:type_name -> ferry.v1.Identity
+	23, // 24: ferry.v1.GetIdentityResponse.identity:type_name -> ferry.v1.Identity
+	21, // 25: ferry.v1.ScanHostKeyResponse.keys:type_name -> ferry.v1.HostKey
+	22, // 26: ferry.v1.CreateIdentityRequest.spec:type_name -> ferry.v1.IdentitySpec
+	23, // 27: ferry.v1.CreateIdentityResponse.identity:type_name -> ferry.v1.Identity
+	22, // 28: ferry.v1.EditIdentityRequest.spec:type_name -> ferry.v1.IdentitySpec
+	23, // 29: ferry.v1.EditIdentityResponse.identity:type_name -> ferry.v1.Identity
+	26, // 30: ferry.v1.TestIdentityResponse.checks:type_name -> ferry.v1.Check
+	20, // 31: ferry.v1.ListMembersResponse.members:type_name -> ferry.v1.Member
+	20, // 32: ferry.v1.AddMemberRequest.member:type_name -> ferry.v1.Member
+	25, // 33: ferry.v1.SetCredentialResponse.credential:type_name -> ferry.v1.Credential
+	25, // 34: ferry.v1.ListCredentialsResponse.credentials:type_name -> ferry.v1.Credential
+	63, // 35: ferry.v1.AuditRequest.since:type_name -> google.protobuf.Timestamp
+	63, // 36: ferry.v1.AuditRequest.until:type_name -> google.protobuf.Timestamp
+	27, // 37: ferry.v1.AuditResponse.events:type_name -> ferry.v1.AuditEvent
+	28, // 38: ferry.v1.PoolsResponse.pools:type_name -> ferry.v1.PoolStats
+	0,  // 39: ferry.v1.Ferry.Info:input_type -> ferry.v1.InfoRequest
+	3,  // 40: ferry.v1.Ferry.Submit:input_type -> ferry.v1.SubmitRequest
+	6,  // 41: ferry.v1.Ferry.Status:input_type -> ferry.v1.StatusRequest
+	8,  // 42: ferry.v1.Ferry.Watch:input_type -> ferry.v1.WatchRequest
+	10, // 43: ferry.v1.Ferry.Cancel:input_type -> ferry.v1.CancelRequest
+	14, // 44: ferry.v1.Ferry.StageIn:input_type -> ferry.v1.StageInRequest
+	16, // 45: ferry.v1.Ferry.StageOut:input_type -> ferry.v1.StageOutRequest
+	18, // 46: ferry.v1.Ferry.ListJobs:input_type -> ferry.v1.ListJobsRequest
+	29, // 47: ferry.v1.FerryAdmin.ListIdentities:input_type -> ferry.v1.ListIdentitiesRequest
+	31, // 48: ferry.v1.FerryAdmin.GetIdentity:input_type -> ferry.v1.GetIdentityRequest
+	33, // 49: ferry.v1.FerryAdmin.ScanHostKey:input_type -> ferry.v1.ScanHostKeyRequest
+	35, // 50: ferry.v1.FerryAdmin.CreateIdentity:input_type -> ferry.v1.CreateIdentityRequest
+	37, // 51: ferry.v1.FerryAdmin.EditIdentity:input_type -> ferry.v1.EditIdentityRequest
+	39, // 52: ferry.v1.FerryAdmin.DeleteIdentity:input_type -> ferry.v1.DeleteIdentityRequest
+	41, // 53: ferry.v1.FerryAdmin.TestIdentity:input_type -> ferry.v1.TestIdentityRequest
+	43, // 54: ferry.v1.FerryAdmin.ListMembers:input_type -> ferry.v1.ListMembersRequest
+	45, // 55: ferry.v1.FerryAdmin.AddMember:input_type -> ferry.v1.AddMemberRequest
+	47, // 56: ferry.v1.FerryAdmin.RemoveMember:input_type -> ferry.v1.RemoveMemberRequest
+	49, // 57: ferry.v1.FerryAdmin.SetCredential:input_type -> ferry.v1.SetCredentialRequest
+	51, // 58: ferry.v1.FerryAdmin.DeleteCredential:input_type -> ferry.v1.DeleteCredentialRequest
+	53, // 59: ferry.v1.FerryAdmin.ListCredentials:input_type -> ferry.v1.ListCredentialsRequest
+	55, // 60: ferry.v1.FerryAdmin.RotateKeys:input_type -> ferry.v1.RotateKeysRequest
+	57, // 61: ferry.v1.FerryAdmin.Audit:input_type -> ferry.v1.AuditRequest
+	59, // 62: ferry.v1.FerryAdmin.Pools:input_type -> ferry.v1.PoolsRequest
+	1,  // 63: ferry.v1.Ferry.Info:output_type -> ferry.v1.InfoResponse
+	4,  // 64: ferry.v1.Ferry.Submit:output_type -> ferry.v1.SubmitResponse
+	7,  // 65: ferry.v1.Ferry.Status:output_type -> ferry.v1.StatusResponse
+	9,  // 66: ferry.v1.Ferry.Watch:output_type -> ferry.v1.JobEvent
+	11, // 67: ferry.v1.Ferry.Cancel:output_type -> ferry.v1.CancelResponse
+	15, // 68: ferry.v1.Ferry.StageIn:output_type -> ferry.v1.StageInResponse
+	17, // 69: ferry.v1.Ferry.StageOut:output_type -> ferry.v1.StageOutResponse
+	19, // 70: ferry.v1.Ferry.ListJobs:output_type -> ferry.v1.ListJobsResponse
+	30, // 71: ferry.v1.FerryAdmin.ListIdentities:output_type -> ferry.v1.ListIdentitiesResponse
+	32, // 72: ferry.v1.FerryAdmin.GetIdentity:output_type -> ferry.v1.GetIdentityResponse
+	34, // 73: ferry.v1.FerryAdmin.ScanHostKey:output_type -> ferry.v1.ScanHostKeyResponse
+	36, // 74: ferry.v1.FerryAdmin.CreateIdentity:output_type -> ferry.v1.CreateIdentityResponse
+	38, // 75: ferry.v1.FerryAdmin.EditIdentity:output_type -> ferry.v1.EditIdentityResponse
+	40, // 76: ferry.v1.FerryAdmin.DeleteIdentity:output_type -> ferry.v1.DeleteIdentityResponse
+	42, // 77: ferry.v1.FerryAdmin.TestIdentity:output_type -> ferry.v1.TestIdentityResponse
+	44, // 78: ferry.v1.FerryAdmin.ListMembers:output_type -> ferry.v1.ListMembersResponse
+	46, // 79: ferry.v1.FerryAdmin.AddMember:output_type -> ferry.v1.AddMemberResponse
+	48, // 80: ferry.v1.FerryAdmin.RemoveMember:output_type -> ferry.v1.RemoveMemberResponse
+	50, // 81: ferry.v1.FerryAdmin.SetCredential:output_type -> ferry.v1.SetCredentialResponse
+	52, // 82: ferry.v1.FerryAdmin.DeleteCredential:output_type -> ferry.v1.DeleteCredentialResponse
+	54, // 83: ferry.v1.FerryAdmin.ListCredentials:output_type -> ferry.v1.ListCredentialsResponse
+	56, // 84: ferry.v1.FerryAdmin.RotateKeys:output_type -> ferry.v1.RotateKeysResponse
+	58, // 85: ferry.v1.FerryAdmin.Audit:output_type -> ferry.v1.AuditResponse
+	60, // 86: ferry.v1.FerryAdmin.Pools:output_type -> ferry.v1.PoolsResponse
+	63, // [63:87] is the sub-list for method output_type
+	39, // [39:63] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_ferry_proto_init() }
