@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"os"
 	"path/filepath"
@@ -329,4 +330,33 @@ func TestPreflight(t *testing.T) {
 	// Members may test only themselves.
 	_, err = a.TestIdentity(as("bob"), "local", "")
 	require.ErrorIs(t, err, plugin.ErrPermissionDenied)
+}
+
+// TestIdentityBehindJumpHost reaches the login node through a bastion (the same real sshd; each
+// member logs in there with their own credential) and runs bob's job: both hosts pinned by their
+// own known_hosts line.
+func TestIdentityBehindJumpHost(t *testing.T) {
+	c := testcluster.Require(t)
+	t.Parallel()
+	a := newAgent(t, adminConfig(t, c))
+	defer a.Close()
+	ctx := as("alice")
+	spec := plugin.IdentitySpec{Name: "bastioned", Scheduler: "slurm", Host: c.Host, Port: c.Port, WorkDir: c.WorkDir,
+		Group: c.Group, KnownHosts: c.KnownHosts, JumpHost: fmt.Sprintf("%s:%d", c.Host, c.Port)}
+	_, err := a.CreateIdentity(ctx, spec)
+	require.NoError(t, err)
+	bad := spec
+	bad.Name, bad.JumpHost = "bastioned2", "alice@bastion.example.org:22"
+	_, err = a.CreateIdentity(ctx, bad)
+	require.ErrorContains(t, err, "jump host: known_hosts: no line for bastion.example.org")
+
+	key, err := os.ReadFile(c.User(t, "bob").Key)
+	require.NoError(t, err)
+	_, err = a.SetCredential(ctx, plugin.CredentialSpec{Identity: "bastioned", Member: "bob", Username: "bob", Key: key, Passphrase: []byte(c.User(t, "bob").Passphrase)})
+	require.NoError(t, err)
+	j, err := a.Submit(ctx, plugin.SubmitRequest{Identity: "bastioned", User: "bob", Name: "via-bastion", Script: []byte("id -un\n")})
+	require.NoError(t, err)
+	got := wait(t, a, []string{j.ID}, time.Minute)
+	require.Equal(t, "completed", got[j.ID].Status)
+	require.Equal(t, "bob", got[j.ID].Owner)
 }

@@ -214,7 +214,11 @@ func stageErr(identity, user string, err error) error {
 	if errors.Is(err, stage.ErrOutsideWorkDir) {
 		code = plugin.ErrInvalidArgument
 	}
-	return fmt.Errorf("%w: identity %q user %q: %v", code, identity, user, err)
+	who := fmt.Sprintf("identity %q user %q", identity, user)
+	if strings.Contains(err.Error(), who) { // pool errors already name both
+		return fmt.Errorf("%w: %v", code, err)
+	}
+	return fmt.Errorf("%w: %s: %v", code, who, err)
 }
 
 // Cancel cancels jobs, one scheduler command per user and batch.
