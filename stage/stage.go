@@ -205,6 +205,48 @@ func (s *Stager) WriteFile(ctx context.Context, l Leaser, rel string, data []byt
 	})
 }
 
+// File is one file for WriteFiles.
+type File struct {
+	Rel  string
+	Data []byte
+	Mode os.FileMode // 0 means FileMode
+}
+
+// WriteFiles writes files atomically, in order, in one SFTP session (one lease for all: a task's
+// script and wrapper cost one session, not two).
+func (s *Stager) WriteFiles(ctx context.Context, l Leaser, files []File) error {
+	abs := make([]string, len(files))
+	for i, f := range files {
+		p, err := s.Resolve(f.Rel)
+		if err != nil {
+			return err
+		}
+		abs[i] = p
+	}
+	return withClient(ctx, l, func(cl *sftp.Client) error {
+		made := map[string]bool{}
+		for i, f := range files {
+			if err := s.confine(cl, abs[i]); err != nil {
+				return err
+			}
+			if dir := path.Dir(abs[i]); !made[dir] {
+				if err := s.mkdirAll(cl, dir); err != nil {
+					return err
+				}
+				made[dir] = true
+			}
+			mode := f.Mode
+			if mode == 0 {
+				mode = s.opts.FileMode
+			}
+			if _, err := s.put(cl, abs[i], strings.NewReader(string(f.Data)), mode); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // ReadFile reads rel, at most max bytes.
 func (s *Stager) ReadFile(ctx context.Context, l Leaser, rel string, max int64) ([]byte, error) {
 	abs, err := s.Resolve(rel)

@@ -62,6 +62,7 @@ type Agent struct {
 	gens     map[sshpool.Key]uint64
 	limits   map[string]*rate.Limiter // "u/<identity>/<user>" and "i/<identity>"
 	recent   map[sshpool.Key]*window  // commands in the last minute, for `ferry pools`
+	batchers map[sshpool.Key]*batcher
 
 	metrics *metrics.Metrics
 }
@@ -90,6 +91,7 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 		gens:       map[sshpool.Key]uint64{},
 		limits:     map[string]*rate.Limiter{},
 		recent:     map[sshpool.Key]*window{},
+		batchers:   map[sshpool.Key]*batcher{},
 	}
 	a.metrics = metrics.New(a)
 	a.pools = sshpool.NewManager(sshpool.Options{

@@ -269,11 +269,14 @@ func TestOneStatusQueryPerUserPerInterval(t *testing.T) {
 	rec := httptest.NewRecorder()
 	a.Metrics().Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
-	require.Contains(t, body, `ferry_scheduler_commands_total{identity="local",outcome="ok",program="sbatch",user="alice"} 12`)
+	// The 12 submits went out batched in a few /bin/sh execs.
+	require.Contains(t, body, fmt.Sprintf(`ferry_scheduler_commands_total{identity="local",outcome="ok",program="/bin/sh",user="alice"} %d`,
+		a.CommandCounts()[sshpool.Key{Identity: "local", User: "alice"}]["/bin/sh"]))
+	require.Contains(t, body, `ferry_scheduler_commands_total{identity="local",outcome="ok",program="squeue",user="alice"}`)
 	require.Contains(t, body, `ferry_command_duration_seconds_bucket{program="squeue"`)
 	require.Contains(t, body, `ferry_pool_connections{identity="local",user="bob"}`)
 	require.Contains(t, body, `ferry_jobs{status="completed"} 24`)
-	require.Greater(t, a.CommandsLastMinute()[sshpool.Key{Identity: "local", User: "alice"}], 12)
+	require.Greater(t, a.CommandsLastMinute()[sshpool.Key{Identity: "local", User: "alice"}], 2)
 
 	// Nothing more is run once no job is active.
 	before := a.CommandCounts()
@@ -341,4 +344,44 @@ func TestSubmitTokenIsIdempotent(t *testing.T) {
 	require.Equal(t, j1.ID, j2.ID)
 	require.Equal(t, j1.SchedulerID, j2.SchedulerID)
 	require.Equal(t, 1, a.CommandCounts()[sshpool.Key{Identity: "local", User: "alice"}]["sbatch"])
+}
+
+// TestSubmitBurstIsBatched: a burst of one user's submits reaches the login node in a few remote
+// execs, each job keeping its own id and outcome.
+func TestSubmitBurstIsBatched(t *testing.T) {
+	c := testcluster.Require(t)
+	t.Parallel()
+	cfg := testConfig(t, c, t.TempDir())
+	cfg.Poll.SubmitBatchWindow = config.Duration{Duration: 300 * time.Millisecond}
+	a := newAgent(t, cfg)
+	defer a.Close()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	jobs := map[string]int{}
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j := submit(t, a, "carol", fmt.Sprintf("burst%d", i), fmt.Sprintf("exit %d\n", i), plugin.Resources{})
+			mu.Lock()
+			jobs[j.ID] = i
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	var ids []string
+	sched := map[string]bool{}
+	for id := range jobs {
+		ids = append(ids, id)
+	}
+	got := wait(t, a, ids, 2*time.Minute)
+	for id, want := range jobs {
+		require.Equal(t, want, *got[id].ExitCode, "job %s", id)
+		require.False(t, sched[got[id].SchedulerID], "duplicate scheduler id %s", got[id].SchedulerID)
+		sched[got[id].SchedulerID] = true
+	}
+	n := a.CommandCounts()[sshpool.Key{Identity: "local", User: "carol"}]
+	require.Equal(t, 10, n["sbatch"])
+	require.LessOrEqual(t, n["/bin/sh"], 4, "10 submits should need a few batches: %v", n)
+	require.GreaterOrEqual(t, n["/bin/sh"], 1)
 }

@@ -74,10 +74,10 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 	log := a.log.With().Str("identity", req.Identity).Str("user", req.User).Str("job", id).Logger()
 
 	// Stage the task and wrapper. Nothing is submitted yet, so a failure here loses nothing.
-	if err := s.id.stager.WriteFile(ctx, s.lease, path.Join(dir, scheduler.TaskFile), req.Script, 0); err != nil {
-		return plugin.Job{}, stageErr(req.Identity, req.User, err)
-	}
-	if err := s.id.stager.WriteFile(ctx, s.lease, path.Join(dir, scheduler.RunFile), script, 0); err != nil {
+	if err := s.id.stager.WriteFiles(ctx, s.lease, []stage.File{
+		{Rel: path.Join(dir, scheduler.TaskFile), Data: req.Script},
+		{Rel: path.Join(dir, scheduler.RunFile), Data: script},
+	}); err != nil {
 		return plugin.Job{}, stageErr(req.Identity, req.User, err)
 	}
 
@@ -165,9 +165,7 @@ func (a *Agent) doSubmit(ctx context.Context, s *session, spec scheduler.JobSpec
 				return id, nil
 			}
 		}
-		sctx, cancel := context.WithTimeout(ctx, a.cfg.Poll.SubmitTimeout.Duration)
-		res, err := s.run.Run(sctx, cmd)
-		cancel()
+		res, err := a.runSubmit(ctx, s, cmd)
 		if err != nil {
 			lastErr = err
 			if !canLookup || !errors.Is(err, sshpool.ErrOutcomeUnknown) {

@@ -91,7 +91,11 @@ type Poll struct {
 	ExitCodeGrace  Duration `toml:"exit_code_grace"`
 	CancelBatch    int      `toml:"cancel_batch"`
 	SubmitTimeout  Duration `toml:"submit_timeout"`
-	SignalLead     Duration `toml:"signal_lead"`
+	// SubmitBatchWindow groups one member's submits arriving within it into one remote exec
+	// (0 disables batching); SubmitBatchMax caps a batch.
+	SubmitBatchWindow Duration `toml:"submit_batch_window"`
+	SubmitBatchMax    int      `toml:"submit_batch_max"`
+	SignalLead        Duration `toml:"signal_lead"`
 }
 
 // Stage configures file staging.
@@ -153,13 +157,15 @@ func Default() Config {
 			IdleTimeout:        Duration{5 * time.Minute},
 		},
 		Poll: Poll{
-			Interval:       Duration{5 * time.Second},
-			MaxInterval:    Duration{60 * time.Second},
-			CommandTimeout: Duration{60 * time.Second},
-			ExitCodeGrace:  Duration{270 * time.Second},
-			CancelBatch:    100,
-			SubmitTimeout:  Duration{60 * time.Second},
-			SignalLead:     Duration{30 * time.Second},
+			Interval:          Duration{5 * time.Second},
+			MaxInterval:       Duration{60 * time.Second},
+			CommandTimeout:    Duration{60 * time.Second},
+			ExitCodeGrace:     Duration{270 * time.Second},
+			CancelBatch:       100,
+			SubmitTimeout:     Duration{60 * time.Second},
+			SubmitBatchWindow: Duration{20 * time.Millisecond},
+			SubmitBatchMax:    50,
+			SignalLead:        Duration{30 * time.Second},
 		},
 		Stage:  Stage{FileMode: "0664", DirMode: "2775"},
 		Limits: Limits{UserCommandsPerMinute: 600, IdentityCommandsPerMinute: 3000, Burst: 20},
@@ -237,6 +243,10 @@ func (c Config) Validate() error {
 	positive("pool.max_conns_per_user", c.Pool.MaxConnsPerUser)
 	positive("pool.max_dials_per_host", c.Pool.MaxDialsPerHost)
 	positive("poll.cancel_batch", c.Poll.CancelBatch)
+	positive("poll.submit_batch_max", c.Poll.SubmitBatchMax)
+	if c.Poll.SubmitBatchWindow.Duration < 0 {
+		bad("poll.submit_batch_window", "must not be negative")
+	}
 	positive("limits.user_commands_per_minute", c.Limits.UserCommandsPerMinute)
 	positive("limits.identity_commands_per_minute", c.Limits.IdentityCommandsPerMinute)
 	positive("limits.burst", c.Limits.Burst)
