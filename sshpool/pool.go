@@ -115,7 +115,7 @@ type Manager struct {
 
 	mu     sync.Mutex // guards pools, dials, closed
 	pools  map[Key]*Pool
-	dials  map[string]chan struct{}
+	dials  map[string]*dialGate
 	closed bool
 
 	// dialer can be replaced in tests.
@@ -129,7 +129,7 @@ func NewManager(opts Options, log zerolog.Logger) *Manager {
 		opts:   opts.withDefaults(),
 		log:    log,
 		pools:  map[Key]*Pool{},
-		dials:  map[string]chan struct{}{},
+		dials:  map[string]*dialGate{},
 		dialer: d.DialContext,
 	}
 }
@@ -153,9 +153,12 @@ func (m *Manager) Pool(key Key, target Target) (*Pool, error) {
 		go p.Close()
 	}
 	hp := HostPort(target.Host, target.Port)
+	if target.Jump != nil {
+		hp = HostPort(target.Jump.Host, target.Jump.Port) // handshakes land on the bastion
+	}
 	sem, ok := m.dials[hp]
 	if !ok {
-		sem = make(chan struct{}, m.opts.MaxDialsPerHost)
+		sem = &dialGate{slots: make(chan struct{}, m.opts.MaxDialsPerHost)}
 		m.dials[hp] = sem
 	}
 	p := &Pool{
@@ -169,6 +172,47 @@ func (m *Manager) Pool(key Key, target Target) (*Pool, error) {
 	}
 	m.pools[key] = p
 	return p, nil
+}
+
+// dialGate caps concurrent handshakes to one host and remembers the most seen at once.
+type dialGate struct {
+	slots chan struct{}
+	mu    sync.Mutex // guards now, peak
+	now   int
+	peak  int
+}
+
+func (g *dialGate) enter(ctx context.Context) error {
+	select {
+	case g.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	g.mu.Lock()
+	g.now++
+	g.peak = max(g.peak, g.now)
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *dialGate) leave() {
+	g.mu.Lock()
+	g.now--
+	g.mu.Unlock()
+	<-g.slots
+}
+
+// PeakDials returns the most handshakes that were in progress at once to host:port.
+func (m *Manager) PeakDials(host string, port int) int {
+	m.mu.Lock()
+	g := m.dials[HostPort(host, port)]
+	m.mu.Unlock()
+	if g == nil {
+		return 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.peak
 }
 
 // Drop closes and forgets the pool for key, if any.
@@ -227,7 +271,7 @@ type Pool struct {
 	target  Target
 	opts    Options
 	log     zerolog.Logger
-	dialSem chan struct{}
+	dialSem *dialGate
 	dialer  func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	mu        sync.Mutex // guards everything below
@@ -424,12 +468,10 @@ func (p *Pool) evict(c *conn, why string) {
 // dial opens one authenticated connection, holding a per-host dial slot, retrying handshake resets
 // (sshd's MaxStartups drops) with jitter.
 func (p *Pool) dial(ctx context.Context) (*conn, error) {
-	select {
-	case p.dialSem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, p.errorf("waiting to dial: %w", ctx.Err())
+	if err := p.dialSem.enter(ctx); err != nil {
+		return nil, p.errorf("waiting to dial: %w", err)
 	}
-	defer func() { <-p.dialSem }()
+	defer p.dialSem.leave()
 
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {

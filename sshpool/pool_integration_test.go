@@ -205,3 +205,42 @@ func TestDeadConnectionEvicted(t *testing.T) {
 	px.Blackhole(false)
 	require.Equal(t, "alice", strings.TrimSpace(string(run(t, p, "id", "-un").Stdout)))
 }
+
+// TestDialCapAcrossUsers opens 20 user pools at once against the real sshd (MaxStartups 10:30:100):
+// no more than MaxDialsPerHost handshakes are ever in flight, and every pool gets in.
+func TestDialCapAcrossUsers(t *testing.T) {
+	c := testcluster.Require(t)
+	m := sshpool.NewManager(sshpool.Options{MaxDialsPerHost: 4}, zerolog.Nop())
+	defer m.Close()
+	users := []string{"alice", "bob", "carol"}
+	targets := map[string]sshpool.Target{}
+	for _, u := range users {
+		targets[u] = target(t, c, u)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		u := users[i%len(users)]
+		p, err := m.Pool(sshpool.Key{Identity: fmt.Sprintf("org%d", i), User: u}, targets[u])
+		require.NoError(t, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			res, err := p.Exec(ctx, "id -un", nil)
+			if err == nil && strings.TrimSpace(string(res.Stdout)) != u {
+				err = fmt.Errorf("pool %d logged in as %q, want %q", i, res.Stdout, u)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	peak := m.PeakDials(c.Host, c.Port)
+	require.LessOrEqual(t, peak, 4)
+	require.GreaterOrEqual(t, peak, 2, "the dials did overlap")
+}
