@@ -4,8 +4,10 @@
 # It is sourced, never run. Everything here must be safe to call when the thing it looks at is absent.
 #
 # The cluster is one Debian 12 machine with no systemd: an OpenSSH login node on 127.0.0.1:2222,
-# Linux users with a shared group and a setgid work dir, and a single-node Slurm with accounting
-# (munged, mariadbd, slurmdbd, slurmctld, slurmd), every daemon started by hand.
+# Linux users with a shared group and a setgid work dir, a single-node Slurm with accounting
+# (munged, mariadbd, slurmdbd, slurmctld, slurmd), a single-node Grid Engine (sge_qmaster,
+# sge_execd), Slurm's Torque wrappers in their own directory, and the PBS Pro and LSF emulators
+# (scripts/emulators), every daemon started by hand.
 
 STATE_DIR=/var/lib/ferry-testcluster
 KEY_DIR=$STATE_DIR/keys
@@ -56,6 +58,54 @@ SLURM_DB_USER=slurm
 # The database only listens on 127.0.0.1 of a throwaway test machine, so a fixed password is fine.
 SLURM_DB_PASS=ferry-test-slurmdbd
 
+
+# Grid Engine (Debian's gridengine-* 8.1.9). The client commands in /usr/bin are Debian wrapper
+# scripts that set SGE_ROOT and SGE_CELL from /etc/default/gridengine, so they work in any
+# non-interactive ssh session, bash or tcsh, without a profile.
+SGE_ROOT=/var/lib/gridengine
+SGE_CELL=default
+SGE_COMMON=$SGE_ROOT/$SGE_CELL/common
+SGE_QMASTER_SPOOL=/var/spool/gridengine/qmaster
+SGE_EXECD_SPOOL=/var/spool/gridengine/execd
+SGE_QMASTER_PID_FILE=$SGE_QMASTER_SPOOL/qmaster.pid
+SGE_QUEUE=all.q
+SGE_PE=smp
+SGE_SLOTS=16
+SGE_CONF_DIR=$STATE_DIR/sge
+# Written into the qmaster's own spool after the configuration was applied, so a reinstalled
+# Grid Engine (a fresh spool) is configured again.
+SGE_APPLIED=$SGE_QMASTER_SPOOL/ferry-configured
+
+# Slurm's Torque wrappers (package slurm-wlm-torque). The package Conflicts with gridengine-client
+# (both ship /usr/bin/qsub, qstat, qdel), so it is never installed through dpkg: its .deb is
+# unpacked and its commands copied into TORQUE_BIN, leaving /usr/bin to Grid Engine.
+TORQUE_DIR=/opt/ferry-torque
+TORQUE_BIN=$TORQUE_DIR/bin
+
+# The PBS Pro and LSF emulators (scripts/emulators): test infrastructure, not real schedulers.
+EMU_DIR=/opt/ferry-emulators
+EMU_SPOOL=/var/spool/ferry-emulators
+PBS_SERVER_NAME=ferrypbs
+LSF_CLUSTER_NAME=ferrylsf
+# LSF_CLEAN_PERIOD: seconds a finished job stays in bjobs before only bhist knows it (LSF's
+# CLEAN_PERIOD, 3600 by default; short here so tests see the fallback, like Slurm's MinJobAge).
+LSF_CLEAN_PERIOD=10
+
+# sge_host prints the name Grid Engine knows this host by: "localhost" when 127.0.0.1
+# reverse-resolves to localhost and the host calls itself something else (see host_aliases in
+# cluster-up), else the short host name.
+sge_host() {
+	local rev
+	rev=$(getent hosts 127.0.0.1 | awk '{print $2; exit}')
+	if [[ -n $rev && $rev != "$(node_name)" ]]; then
+		printf '%s\n' "$rev"
+	else
+		node_name
+	fi
+}
+
+# sge_execd_pid_file prints the pid file of sge_execd (under its per-host spool dir).
+sge_execd_pid_file() { printf '%s/%s/execd.pid\n' "$SGE_EXECD_SPOOL" "$(sge_host)"; }
 
 # say prints a progress line. Everything goes to stderr so stdout stays free for callers.
 say() { printf '%s: %s\n' "${PROG:-testcluster}" "$*" >&2; }
