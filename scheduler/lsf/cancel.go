@@ -90,5 +90,5 @@ func (l *LSF) CheckStatus(ids []scheduler.JobID, r scheduler.Result) error {
 	if recognised && !other {
 		return nil
 	}
-	return scheduler.NewCommandError(scheduler.Command{Argv: []string{"bjobs"}}, r)
+	return scheduler.NewCommandError(scheduler.Command{Argv: []string{l.prog("bjobs")}}, r)
 }

@@ -18,12 +18,16 @@
 // default. After that bjobs says "Job <N> is not found" and exits non-zero; CheckStatus tells that
 // from a real failure. bhist reads the event log files and still knows such jobs.
 //
+// Every command is named by its bare name (found on the login shell's PATH) unless
+// Options.CommandDir gives the directory LSF's commands are installed in.
+//
 // The package also parses the formats people paste: the default bjobs table with -w and -W
 // (ParseBjobsTable), bjobs -l (ParseBjobsLong), bjobs -json (ParseBjobsJSON) and headerless
 // bjobs -o output whose field list is known (ParseBjobsColumns).
 package lsf
 
 import (
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +71,12 @@ type Options struct {
 	// (default 1000) finished jobs, so busy clusters need more. Default 5; 0 in the options means
 	// the default, and bhist's own "all files" is not offered because it can take minutes.
 	EventFiles int
+	// CommandDir is the absolute directory holding LSF's bsub, bjobs, bhist and bkill
+	// ("/opt/lsf/10.1/linux3.10-glibc2.17-x86_64/bin"); every command is then run by its full
+	// path. Default empty: the commands are found on the user's login PATH. Set it when the users'
+	// PATH does not reach them (LSF's profile.lsf is often sourced only by interactive shells) or
+	// when several LSF versions are installed side by side.
+	CommandDir string
 }
 
 // LSF implements scheduler.Scheduler and scheduler.Accounting. It holds no state besides its
@@ -78,6 +88,7 @@ type LSF struct {
 	account     string
 	warningLead time.Duration
 	eventFiles  int
+	cmdDir      string
 }
 
 var (
@@ -90,6 +101,7 @@ func New(opts Options) *LSF {
 	l := &LSF{
 		unit: strings.ToUpper(opts.MemoryUnit), perJobLimit: opts.PerJobMemLimit, perTaskRes: opts.PerTaskReserve,
 		account: opts.AccountOption, warningLead: opts.WarningLead, eventFiles: opts.EventFiles,
+		cmdDir: opts.CommandDir,
 	}
 	if l.unit == "" {
 		l.unit = DefaultMemoryUnit
@@ -118,21 +130,29 @@ var statusFields = []string{"jobid", "stat", "queue", "user", "exit_code", "exit
 // all of user's tracked jobs, finished ones included for CLEAN_PERIOD. user is not needed: the ids
 // select the jobs.
 func (l *LSF) StatusCommand(user string, ids []scheduler.JobID) scheduler.Command {
-	argv := []string{"bjobs", "-a", "-noheader", "-o", strings.Join(statusFields, " ") + " delimiter='|'"}
+	argv := []string{l.prog("bjobs"), "-a", "-noheader", "-o", strings.Join(statusFields, " ") + " delimiter='|'"}
 	return scheduler.Command{Argv: appendIDs(argv, ids)}
 }
 
 // AccountingCommand returns bhist -a -l -n N ID...: the event history of jobs bjobs has forgotten,
 // from the last Options.EventFiles event log files.
 func (l *LSF) AccountingCommand(user string, ids []scheduler.JobID) scheduler.Command {
-	argv := []string{"bhist", "-a", "-l", "-n", strconv.Itoa(l.eventFiles)}
+	argv := []string{l.prog("bhist"), "-a", "-l", "-n", strconv.Itoa(l.eventFiles)}
 	return scheduler.Command{Argv: appendIDs(argv, ids)}
 }
 
 // CancelCommand returns bkill ID..., one call for all ids. Every id ParseSubmit returns starts with
 // a digit, so none can be read as an option.
 func (l *LSF) CancelCommand(ids []scheduler.JobID) scheduler.Command {
-	return scheduler.Command{Argv: appendIDs([]string{"bkill"}, ids)}
+	return scheduler.Command{Argv: appendIDs([]string{l.prog("bkill")}, ids)}
+}
+
+// prog returns the command name to run: name itself, or name in Options.CommandDir.
+func (l *LSF) prog(name string) string {
+	if l.cmdDir == "" {
+		return name
+	}
+	return path.Join(l.cmdDir, name)
 }
 
 func appendIDs(argv []string, ids []scheduler.JobID) []string {

@@ -31,9 +31,9 @@ var memoryUnits = map[string]int{"KB": -1, "MB": 0, "GB": 1, "TB": 2}
 func (l *LSF) SubmitCommand(spec scheduler.JobSpec) scheduler.Command {
 	script, err := l.Render(spec)
 	if err != nil {
-		return scheduler.Command{Argv: []string{"bsub", "\x00ferry: cannot render the batch script: " + err.Error()}, Dir: spec.Dir}
+		return scheduler.Command{Argv: []string{l.prog("bsub"), "\x00ferry: cannot render the batch script: " + err.Error()}, Dir: spec.Dir}
 	}
-	return scheduler.Command{Argv: []string{"bsub"}, Stdin: script, Dir: spec.Dir}
+	return scheduler.Command{Argv: []string{l.prog("bsub")}, Stdin: script, Dir: spec.Dir}
 }
 
 // Render returns the batch script for spec: "#!/bin/sh", the #BSUB directives below, then the shared

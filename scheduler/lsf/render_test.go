@@ -194,3 +194,18 @@ func TestCommands(t *testing.T) {
 		require.NotContains(t, line, "!")
 	}
 }
+
+func TestCommandDir(t *testing.T) {
+	l := New(Options{CommandDir: "/opt/lsf/bin"})
+	ids := []scheduler.JobID{"12"}
+	sub := l.SubmitCommand(scheduler.JobSpec{Name: "x", Dir: "/w"})
+	require.Equal(t, []string{"/opt/lsf/bin/bsub"}, sub.Argv)
+	require.NotEmpty(t, sub.Stdin)
+	require.Equal(t, "/opt/lsf/bin/bjobs", l.StatusCommand("alice", ids).Argv[0])
+	require.Equal(t, "/opt/lsf/bin/bhist", l.AccountingCommand("alice", ids).Argv[0])
+	require.Equal(t, []string{"/opt/lsf/bin/bkill", "12"}, l.CancelCommand(ids).Argv)
+	bad := l.SubmitCommand(scheduler.JobSpec{Name: "x", Dir: "relative"})
+	require.Equal(t, "/opt/lsf/bin/bsub", bad.Argv[0])
+	_, err := scheduler.CommandLine(bad)
+	require.Error(t, err)
+}

@@ -3,6 +3,7 @@ package pbs
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/ferryhpc/ferry/scheduler"
@@ -27,6 +28,19 @@ func denied(msg string) bool {
 		strings.Contains(m, "not owner")
 }
 
+// qdelJobID finds the job a refusal of Slurm's Torque wrapper names: "qdel: Kill job error on job
+// id 221: Access/permission denied".
+var qdelJobID = regexp.MustCompile(`job id ([^\s:]+)`)
+
+// refusedJob returns the job a qdel refusal names: after "job id" (Slurm's Torque wrappers), else
+// the last word (PBS Pro and Torque: "qdel: Unauthorized Request  12.srv").
+func refusedJob(msg string) string {
+	if m := qdelJobID.FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
+	return lastWord(msg)
+}
+
 // lastWord returns the last blank-separated word of s: qstat and qdel name the job there.
 func lastWord(s string) string {
 	f := strings.Fields(s)
@@ -42,7 +56,11 @@ func lastWord(s string) string {
 //   - "Unknown Job Id", "Job has finished" and "Request invalid for state of job" mean the job is
 //     gone or going: not an error, cancelling is idempotent.
 //   - "Unauthorized Request" or "permission denied" is an error wrapping scheduler.ErrPermission
-//     that names the job ids.
+//     that names the job ids (Slurm's Torque wrappers: "qdel: Kill job error on job id N:
+//     Access/permission denied").
+//   - Torque only: a non-zero exit of at most one per id with no word from qdel at all is not an
+//     error. Slurm's Torque wrappers say nothing about an id that is unknown or already finished
+//     and exit with the number of ids they could not cancel; real Torque always names the job.
 //   - Any other non-zero exit is a *scheduler.CommandError carrying qdel's stderr; when it comes
 //     with a permission refusal both are returned, joined.
 //
@@ -52,9 +70,12 @@ func (c *core) CheckCancel(ids []scheduler.JobID, r scheduler.Result) error {
 		return nil
 	}
 	var refused []string
-	other, recognised := false, false
+	other, recognised, mentioned := false, false, false
 	for _, l := range splitLines(append(append([]byte{}, r.Stderr...), r.Stdout...)) {
 		l = strings.TrimSpace(l)
+		if strings.Contains(strings.ToLower(l), "qdel") {
+			mentioned = true // also "bash: qdel: command not found", which is no verdict
+		}
 		if !strings.HasPrefix(l, "qdel:") {
 			continue
 		}
@@ -63,7 +84,7 @@ func (c *core) CheckCancel(ids []scheduler.JobID, r scheduler.Result) error {
 			recognised = true
 		case denied(l):
 			recognised = true
-			refused = append(refused, lastWord(l))
+			refused = append(refused, refusedJob(l))
 		default:
 			other = true
 		}
@@ -78,6 +99,9 @@ func (c *core) CheckCancel(ids []scheduler.JobID, r scheduler.Result) error {
 	}
 	if recognised && !other {
 		return nil
+	}
+	if c.flavor == flavorTorque && !mentioned && r.ExitCode <= len(ids) && r.ExitCode < 126 {
+		return nil // Slurm's Torque wrappers: the ids were unknown or had already finished
 	}
 	return cmdErr()
 }
@@ -110,5 +134,5 @@ func (c *core) CheckStatus(ids []scheduler.JobID, r scheduler.Result) error {
 	if r.ExitCode == 0 || (recognised && !other) {
 		return nil
 	}
-	return scheduler.NewCommandError(scheduler.Command{Argv: []string{"qstat"}}, r)
+	return scheduler.NewCommandError(scheduler.Command{Argv: []string{c.prog("qstat")}}, r)
 }

@@ -47,6 +47,43 @@ func TestCheckCancel(t *testing.T) {
 	}
 }
 
+// TestCheckCancelTorque covers Slurm's Torque wrappers, which name a refused job after "job id"
+// and say nothing about unknown or finished ids (testdata/cluster has the real outputs).
+func TestCheckCancelTorque(t *testing.T) {
+	tq := NewTorque(Options{})
+	ids := []scheduler.JobID{"221", "222"}
+	out := func(code int, stdout string) scheduler.Result {
+		return scheduler.Result{ExitCode: code, Stdout: []byte(stdout)}
+	}
+	for name, r := range map[string]scheduler.Result{
+		"success":            out(0, ""),
+		"both gone":          out(2, ""),
+		"one gone":           out(1, ""),
+		"gone, shell noise":  out(1, "Welcome!\n"),
+		"real torque finish": out(170, "qdel: Invalid state for job - COMPLETE 221\n"),
+	} {
+		require.NoError(t, tq.CheckCancel(ids, r), name)
+	}
+
+	err := tq.CheckCancel(ids, out(2, "qdel: Kill job error on job id 221: Access/permission denied\n"))
+	require.ErrorIs(t, err, scheduler.ErrPermission)
+	require.Contains(t, err.Error(), "job 221")
+
+	var ce *scheduler.CommandError
+	for name, r := range map[string]scheduler.Result{
+		"more failures than ids": out(3, ""),
+		"not found (bash)":       {ExitCode: 127, Stderr: []byte("bash: qdel: command not found\n")},
+		"not found (tcsh)":       {ExitCode: 1, Stderr: []byte("qdel: Command not found.\n")},
+		"other slurm error":      out(1, "qdel: Kill job error on job id 221: Unable to contact slurm controller (connect failure)\n"),
+	} {
+		err := tq.CheckCancel(ids, r)
+		require.ErrorAs(t, err, &ce, name)
+		require.NotErrorIs(t, err, scheduler.ErrPermission, name)
+	}
+	// PBS Pro's qdel always says why; silence there is an error.
+	require.ErrorAs(t, NewPro(Options{}).CheckCancel(ids, out(1, "")), &ce)
+}
+
 func TestCheckStatus(t *testing.T) {
 	p := NewPro(Options{})
 	ids := []scheduler.JobID{"12.srv"}

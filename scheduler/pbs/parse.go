@@ -176,8 +176,10 @@ func buildAll(jobs []rawJob) ([]scheduler.JobState, error) {
 }
 
 var (
-	fullJobLine  = regexp.MustCompile(`^Job Id:\s*(.*?)\s*$`)
-	fullAttrLine = regexp.MustCompile(`^ {4}([A-Za-z_][A-Za-z0-9_.-]*) =(?: (.*))?$`)
+	fullJobLine = regexp.MustCompile(`^Job Id:\s*(.*?)\s*$`)
+	// fullAttrLine is an attribute line, indented by four spaces (PBS Pro, Torque) or one TAB
+	// (Slurm's Torque wrappers); group 1 is the indentation.
+	fullAttrLine = regexp.MustCompile(`^( {4}|\t)([A-Za-z_][A-Za-z0-9_.-]*) =(?: (.*))?$`)
 )
 
 // ParseQstatFull parses qstat -f text, from PBS Pro or Torque, with or without -1: "Job Id: ID"
@@ -185,31 +187,38 @@ var (
 // continues on lines that start with a TAB (or, in copies that lost the TAB, with more than four
 // spaces); those pieces are joined without a separator, because qstat wraps mid-word. A line at
 // column 0 inside a job (a value that itself contained a newline: an exported shell function, a
-// multi-line comment) continues the last value after a newline. Blank lines are ignored. A
-// non-blank line before the first "Job Id:", an attribute line before any, and a job without
-// job_state are errors wrapping scheduler.ErrParse that name the line or job. Empty output is no
-// jobs.
+// multi-line comment) continues the last value after a newline. Blank lines are ignored.
+//
+// Slurm's Torque wrappers indent attributes with one TAB instead ("Job Id:\t221",
+// "\tjob_state = C") and never wrap. The first line of each job decides: when it is a
+// TAB-indented attribute, every TAB-indented "name = value" line of that job is an attribute
+// (other indented lines still continue the last value); otherwise only four-space lines are.
+//
+// A non-blank line before the first "Job Id:", a first line of a job that is not an attribute,
+// and a job without job_state are errors wrapping scheduler.ErrParse that name the line or job.
+// Empty output is no jobs.
 func ParseQstatFull(stdout []byte) ([]scheduler.JobState, error) {
 	var jobs []rawJob
 	var cur *rawJob
-	lastKey := ""
+	lastKey, indent := "", ""
 	err := eachLine(stdout, func(no int, line string) error {
 		if strings.TrimSpace(line) == "" {
 			return nil
 		}
 		if m := fullJobLine.FindStringSubmatch(line); m != nil {
 			jobs = append(jobs, rawJob{id: m[1], attrs: map[string]string{}})
-			cur, lastKey = &jobs[len(jobs)-1], ""
+			cur, lastKey, indent = &jobs[len(jobs)-1], "", ""
 			return nil
 		}
 		if cur == nil {
 			return fmt.Errorf("qstat -f line %d %q comes before any \"Job Id:\" line: %w", no, bound(line), scheduler.ErrParse)
 		}
-		if m := fullAttrLine.FindStringSubmatch(line); m != nil {
-			if _, dup := cur.attrs[m[1]]; !dup {
-				cur.attrs[m[1]] = m[2]
+		if m := fullAttrLine.FindStringSubmatch(line); m != nil && (m[1] == indent || indent == "" && lastKey == "") {
+			indent = m[1]
+			if _, dup := cur.attrs[m[2]]; !dup {
+				cur.attrs[m[2]] = m[3]
 			}
-			lastKey = m[1]
+			lastKey = m[2]
 			return nil
 		}
 		if lastKey == "" {

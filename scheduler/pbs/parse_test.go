@@ -268,6 +268,21 @@ func TestParseQstatFull(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, scheduler.StatusFailed, js[0].Status)
 
+	// Slurm's Torque wrappers indent with one TAB (testdata/cluster has real captures). In a
+	// TAB-indented job an indented line that is no "name = value" still continues a value; in a
+	// space-indented job a TAB line is always a continuation, even when it looks like an attribute.
+	js, err = ParseQstatFull([]byte("Job Id:\t221\n\tJob_Name = x\n\tJob_Owner = bob@login\n\tjob_state = C\n" +
+		"\tcomment = a long\n\t comment\n\tqueue = debug\n\n" +
+		"Job Id:\t222\r\n\tjob_state = R\r\n"))
+	require.NoError(t, err)
+	require.Len(t, js, 2)
+	require.Equal(t, scheduler.JobState{ID: "221", Raw: "C", Status: scheduler.StatusCompleted, Queue: "debug", User: "bob", Name: "x", Reason: "a longcomment"}, js[0])
+	require.Equal(t, scheduler.StatusRunning, js[1].Status)
+	js, err = ParseQstatFull([]byte("Job Id: 7\n    job_state = Q\n    comment = value\n\tqueue = x\n"))
+	require.NoError(t, err)
+	require.Equal(t, "valuequeue = x", js[0].Reason)
+	require.Equal(t, "", js[0].Queue)
+
 	for name, in := range map[string]string{
 		"text before the first job": "qstat: something\nJob Id: 1\n    job_state = R\n",
 		"attribute before any job":  "    job_state = R\n",

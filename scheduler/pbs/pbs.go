@@ -4,7 +4,8 @@
 //
 // What it sends:
 //
-//	submit   qsub -N NAME .command.run                         (cwd = the task directory)
+//	submit   qsub -N NAME .command.run                         (PBS Pro; cwd = the task directory)
+//	         qsub -N NAME -o DIR/.command.log -j oe .command.run (Torque)
 //	status   qstat -E -f -F json [-x] ID...                    (PBS Pro; -x with Options.History)
 //	         qstat -f -1 ID...                                 (Torque)
 //	account  qstat -x -E -f -F json ID...                      (PBS Pro only, see below)
@@ -21,14 +22,26 @@
 // the server. Torque keeps completed jobs in state C for keep_completed seconds (server default 300
 // in Torque 6, 0 in older releases); its qstat -x means XML output, not history.
 //
+// Slurm's Torque wrappers (the qsub/qstat/qdel of slurm-wlm-torque, which sites migrating from
+// Torque install) are driven as Torque, with three differences the adapter allows for: qstat -f
+// indents with TABs (ParseQstatFull reads both), every ended job shows C with no exit_status (so
+// the job is completed and the task's .exitcode gives the verdict), and qsub ignores #PBS -o/-j
+// (so SubmitCommand repeats them on the command line). Their qdel is silent about unknown and
+// finished ids (CheckCancel).
+//
 // An id the server no longer knows makes qstat exit non-zero (153) while it still prints every job
 // it does know; CheckStatus tells such a result from a real failure (see its comment).
+//
+// Every command is named by its bare name (found on the login shell's PATH) unless
+// Options.CommandDir gives the directory the scheduler's commands are installed in.
 //
 // The package also parses the formats people paste: qstat -f text (ParseQstatFull), the default
 // and alternate qstat tables (ParseQstatTable) and qstat -f -F json (ParseQstatJSON).
 package pbs
 
 import (
+	"path"
+
 	"github.com/ferryhpc/ferry/scheduler"
 )
 
@@ -52,6 +65,12 @@ type Options struct {
 	// MaxNameLen is the longest job name rendered (-N and the qsub -N argument). Default 15, the
 	// limit of older servers; PBS Pro accepts up to 236, so raise it there if names get cut.
 	MaxNameLen int
+	// CommandDir is the absolute directory holding this scheduler's qsub, qstat and qdel
+	// ("/opt/pbs/bin"); every command is then run by its full path. Default empty: the commands
+	// are found on the user's login PATH. Set it when the login node has several schedulers'
+	// commands installed side by side (Slurm's Torque wrappers, Grid Engine and PBS all name
+	// theirs qsub/qstat/qdel) or when the users' PATH does not reach them.
+	CommandDir string
 }
 
 // flavor says which PBS the adapter drives.
@@ -69,10 +88,11 @@ type core struct {
 	history bool
 	account string
 	maxName int
+	cmdDir  string
 }
 
 func newCore(f flavor, opts Options) core {
-	c := core{flavor: f, history: opts.History, account: opts.AccountOption, maxName: opts.MaxNameLen}
+	c := core{flavor: f, history: opts.History, account: opts.AccountOption, maxName: opts.MaxNameLen, cmdDir: opts.CommandDir}
 	if c.account == "" {
 		c.account = "-A"
 	}
@@ -110,22 +130,44 @@ func (p *Pro) Kind() string { return "pbspro" }
 // Kind returns "torque".
 func (t *Torque) Kind() string { return "torque" }
 
-// SubmitCommand returns qsub -N NAME .command.run, run in spec.Dir. The name is also a directive
-// in the script; it is repeated on the command line because some PBS versions derive a default
-// job name from the script's file name and refuse one that starts with a dot before they read the
-// directives (Nextflow does the same). NAME is the sanitised name, so it is a plain word.
+// SubmitCommand returns qsub -N NAME .command.run, run in spec.Dir (PBS Pro), or for Torque
+// qsub -N NAME -o DIR/.command.log -j oe .command.run. The name is also a directive in the script;
+// it is repeated on the command line because some PBS versions derive a default job name from the
+// script's file name and refuse one that starts with a dot before they read the directives
+// (Nextflow does the same). NAME is the sanitised name, so it is a plain word.
+//
+// Torque also gets the output options on the command line because Slurm's Torque wrappers (the
+// qsub that sites migrating from Torque to Slurm install) ignore #PBS -o and -j and would write
+// the job's output to NAME.oID in the task directory; on real Torque they repeat the directives
+// (command-line options win over directives, and the values are the same). Those wrappers paste
+// the -o value into a shell command line unquoted, which is why Render refuses a Torque task
+// directory holding anything but [A-Za-z0-9/._,=+@-]. SubmitCommand itself cannot fail: for a
+// directory Render would refuse (the agent renders first) the command carries an argument with a
+// NUL byte and the reason, which scheduler.CommandLine refuses, so nothing runs.
 func (c *core) SubmitCommand(spec scheduler.JobSpec) scheduler.Command {
-	return scheduler.Command{
-		Argv: []string{"qsub", "-N", c.jobName(spec.Name), scheduler.RunFile},
-		Dir:  spec.Dir,
+	argv := []string{c.prog("qsub"), "-N", c.jobName(spec.Name)}
+	if c.flavor == flavorTorque {
+		if err := c.checkDir(spec.Dir); err != nil {
+			argv = append(argv, "\x00ferry: "+err.Error())
+		}
+		argv = append(argv, "-o", logPath(spec.Dir), "-j", "oe")
 	}
+	return scheduler.Command{Argv: append(argv, scheduler.RunFile), Dir: spec.Dir}
+}
+
+// prog returns the command name to run: name itself, or name in Options.CommandDir.
+func (c *core) prog(name string) string {
+	if c.cmdDir == "" {
+		return name
+	}
+	return path.Join(c.cmdDir, name)
 }
 
 // StatusCommand returns qstat -E -f -F json ID... (with -x when Options.History is set): one call
 // for all of user's tracked jobs, in full JSON format. user is not needed: the ids select the jobs,
 // and PBS shows a user only jobs they may see.
 func (p *Pro) StatusCommand(user string, ids []scheduler.JobID) scheduler.Command {
-	argv := []string{"qstat", "-E", "-f", "-F", "json"}
+	argv := []string{p.prog("qstat"), "-E", "-f", "-F", "json"}
 	if p.history {
 		argv = append(argv, "-x")
 	}
@@ -137,7 +179,7 @@ func (p *Pro) StatusCommand(user string, ids []scheduler.JobID) scheduler.Comman
 // already includes history, so this only helps with ids that were not in it; without history it
 // prints no job (the server refuses -x), which is harmless: those jobs are simply gone.
 func (p *Pro) AccountingCommand(user string, ids []scheduler.JobID) scheduler.Command {
-	argv := []string{"qstat", "-x", "-E", "-f", "-F", "json"}
+	argv := []string{p.prog("qstat"), "-x", "-E", "-f", "-F", "json"}
 	return scheduler.Command{Argv: appendIDs(argv, ids)}
 }
 
@@ -145,13 +187,13 @@ func (p *Pro) AccountingCommand(user string, ids []scheduler.JobID) scheduler.Co
 // attribute (-1 stops Torque from wrapping long values). Completed jobs stay listed in state C for
 // the server's keep_completed seconds.
 func (t *Torque) StatusCommand(user string, ids []scheduler.JobID) scheduler.Command {
-	return scheduler.Command{Argv: appendIDs([]string{"qstat", "-f", "-1"}, ids)}
+	return scheduler.Command{Argv: appendIDs([]string{t.prog("qstat"), "-f", "-1"}, ids)}
 }
 
 // CancelCommand returns qdel ID..., one call for all ids. Every id ParseSubmit returns starts with
 // a digit, so none can be read as an option.
 func (c *core) CancelCommand(ids []scheduler.JobID) scheduler.Command {
-	return scheduler.Command{Argv: appendIDs([]string{"qdel"}, ids)}
+	return scheduler.Command{Argv: appendIDs([]string{c.prog("qdel")}, ids)}
 }
 
 func appendIDs(argv []string, ids []scheduler.JobID) []string {

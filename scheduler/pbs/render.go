@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/ferryhpc/ferry/scheduler"
 )
@@ -39,7 +40,8 @@ var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 //
 // qsub reads a directive's words like a command line, and -o takes [host:]path, so Render refuses a
 // task directory that is relative or contains whitespace, a quote, a backslash, '#', ':', '$' or
-// a control character. It also refuses a name with a control character, a token outside
+// a control character, and for Torque any character outside [A-Za-z0-9/._,=+@-] (see
+// SubmitCommand). It also refuses a name with a control character, a token outside
 // [A-Za-z0-9._:-]{1,128}, a queue or account with whitespace, a quote, a backslash, '#' or a
 // control character, negative CPUs, memory or time, an invalid Options.AccountOption, and extra
 // options that would break Ferry's bookkeeping (see checkExtra).
@@ -56,7 +58,7 @@ func (c *core) directives(spec scheduler.JobSpec) ([]string, error) {
 	if hasControl(spec.Name) {
 		return nil, fmt.Errorf("job name %q contains a control character", spec.Name)
 	}
-	if err := checkDir(spec.Dir); err != nil {
+	if err := c.checkDir(spec.Dir); err != nil {
 		return nil, err
 	}
 	if r.CPUs < 0 {
@@ -98,7 +100,7 @@ func (c *core) directives(spec scheduler.JobSpec) ([]string, error) {
 	}
 	d = append(d,
 		"#PBS -N "+c.jobName(spec.Name),
-		"#PBS -o "+strings.TrimRight(spec.Dir, "/")+"/"+scheduler.LogFile,
+		"#PBS -o "+logPath(spec.Dir),
 		"#PBS -j oe",
 		"#PBS -S /bin/sh",
 		"#PBS -r n",
@@ -176,8 +178,11 @@ func formatWalltime(d time.Duration) string {
 	return fmt.Sprintf("%02d:%02d:%02d", secs/3600, secs/60%60, secs%60)
 }
 
-// checkDir accepts a task directory that qsub reads back as one -o path.
-func checkDir(dir string) error {
+// checkDir accepts a task directory that qsub reads back as one -o path. For Torque it also
+// refuses every character outside [A-Za-z0-9/._,=+@-]: Slurm's Torque wrappers paste the -o
+// value of the command line (see SubmitCommand) unquoted into a shell command, and sbatch expands
+// '%' patterns in it.
+func (c *core) checkDir(dir string) error {
 	if !strings.HasPrefix(dir, "/") {
 		return fmt.Errorf("task dir %q is not absolute", dir)
 	}
@@ -187,7 +192,27 @@ func checkDir(dir string) error {
 	if strings.IndexFunc(dir, unicode.IsSpace) >= 0 || strings.ContainsAny(dir, "\"'\\#:$") {
 		return fmt.Errorf("task dir %q contains whitespace, a quote, a backslash or one of # : $, which a #PBS -o directive cannot carry", dir)
 	}
+	if c.flavor == flavorTorque {
+		if i := strings.IndexFunc(dir, notTorqueSafe); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(dir[i:])
+			return fmt.Errorf("task dir %q contains %q: for Torque only [A-Za-z0-9/._,=+@-] is allowed, because Slurm's Torque wrappers pass qsub -o through a shell", dir, r)
+		}
+	}
 	return nil
+}
+
+// notTorqueSafe reports whether r is outside the characters a Torque task directory may hold.
+func notTorqueSafe(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("/._,=+@-", r)
+}
+
+// logPath is the job's own output file, LogFile in the task directory dir.
+func logPath(dir string) string {
+	return strings.TrimRight(dir, "/") + "/" + scheduler.LogFile
 }
 
 // checkWord accepts a queue or account name that qsub reads back as one word.

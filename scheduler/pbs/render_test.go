@@ -157,6 +157,10 @@ func TestRenderRefusals(t *testing.T) {
 		{name: "dir with quote", spec: with(func(s *scheduler.JobSpec) { s.Dir = `/a"b` }), want: "quote"},
 		{name: "dir with dollar", spec: with(func(s *scheduler.JobSpec) { s.Dir = "/a$HOME" }), want: "# : $"},
 		{name: "dir with newline", spec: with(func(s *scheduler.JobSpec) { s.Dir = "/a\nb" }), want: "control"},
+		{name: "torque dir with semicolon", torque: true, spec: with(func(s *scheduler.JobSpec) { s.Dir = "/w/a;id" }), want: "';'"},
+		{name: "torque dir with backquote", torque: true, spec: with(func(s *scheduler.JobSpec) { s.Dir = "/w/a`id`" }), want: "'`'"},
+		{name: "torque dir with percent", torque: true, spec: with(func(s *scheduler.JobSpec) { s.Dir = "/w/%j" }), want: "'%'"},
+		{name: "torque dir with non-ASCII", torque: true, spec: with(func(s *scheduler.JobSpec) { s.Dir = "/w/é" }), want: "'é'"},
 		{name: "name with newline", spec: with(func(s *scheduler.JobSpec) { s.Name = "a\n#PBS -q x" }), want: "control"},
 		{name: "negative cpus", spec: with(func(s *scheduler.JobSpec) { s.Resources.CPUs = -1 }), want: "negative"},
 		{name: "negative memory", spec: with(func(s *scheduler.JobSpec) { s.Resources.MemoryMB = -1 }), want: "negative"},
@@ -188,11 +192,11 @@ func TestRenderRefusals(t *testing.T) {
 }
 
 func TestCommands(t *testing.T) {
-	spec := scheduler.JobSpec{Name: "nf-x (1)", Dir: "/w/a b"}
+	spec := scheduler.JobSpec{Name: "nf-x (1)", Dir: "/w/a-b"}
 	pro := NewPro(Options{})
 	sub := pro.SubmitCommand(spec)
 	require.Equal(t, []string{"qsub", "-N", "nf-x_1", ".command.run"}, sub.Argv)
-	require.Equal(t, "/w/a b", sub.Dir)
+	require.Equal(t, "/w/a-b", sub.Dir)
 	require.Nil(t, sub.Stdin)
 
 	ids := []scheduler.JobID{"12.srv", "13[].srv"}
@@ -201,18 +205,49 @@ func TestCommands(t *testing.T) {
 	require.Equal(t, []string{"qstat", "-x", "-E", "-f", "-F", "json", "12.srv"}, pro.AccountingCommand("alice", ids[:1]).Argv)
 	require.Equal(t, []string{"qdel", "12.srv", "13[].srv"}, pro.CancelCommand(ids).Argv)
 
+	// Torque repeats the output directives on the command line: Slurm's Torque wrappers ignore
+	// #PBS -o and -j (see testdata/cluster/torque-qsub.txt).
 	tq := NewTorque(Options{})
-	require.Equal(t, []string{"qsub", "-N", "nf-x_1", ".command.run"}, tq.SubmitCommand(spec).Argv)
+	tsub := tq.SubmitCommand(spec)
+	require.Equal(t, []string{"qsub", "-N", "nf-x_1", "-o", "/w/a-b/.command.log", "-j", "oe", ".command.run"}, tsub.Argv)
+	require.Equal(t, "/w/a-b", tsub.Dir)
+	require.Equal(t, []string{"qsub", "-N", "ferry", "-o", "/w/.command.log", "-j", "oe", ".command.run"},
+		tq.SubmitCommand(scheduler.JobSpec{Dir: "/w/"}).Argv)
 	require.Equal(t, []string{"qstat", "-f", "-1", "12.srv", "13[].srv"}, tq.StatusCommand("alice", ids).Argv)
 	require.Equal(t, []string{"qdel", "12.srv"}, tq.CancelCommand(ids[:1]).Argv)
 	_, isAcct := any(tq).(scheduler.Accounting)
 	require.False(t, isAcct, "Torque has no accounting source")
 
+	// A directory Render refuses gives a submit command that cannot be run.
+	for _, dir := range []string{"/w/a b", "/w/a;id", "relative"} {
+		_, err := scheduler.CommandLine(tq.SubmitCommand(scheduler.JobSpec{Name: "x", Dir: dir}))
+		require.ErrorIs(t, err, scheduler.ErrUnquotable, dir)
+	}
+
 	require.Equal(t, "pbspro", pro.Kind())
 	require.Equal(t, "torque", tq.Kind())
 
-	for _, c := range []scheduler.Command{sub, pro.StatusCommand("u", ids), pro.CancelCommand(ids), tq.StatusCommand("u", ids)} {
+	for _, c := range []scheduler.Command{sub, tsub, pro.StatusCommand("u", ids), pro.CancelCommand(ids), tq.StatusCommand("u", ids)} {
 		_, err := scheduler.CommandLine(c)
 		require.NoError(t, err)
 	}
+}
+
+func TestCommandDir(t *testing.T) {
+	spec := scheduler.JobSpec{Name: "x", Dir: "/w"}
+	ids := []scheduler.JobID{"12"}
+	pro := NewPro(Options{CommandDir: "/opt/pbs/bin"})
+	tq := NewTorque(Options{CommandDir: "/opt/ferry-torque/bin/"})
+	for want, c := range map[string]scheduler.Command{
+		"/opt/pbs/bin/qsub":           pro.SubmitCommand(spec),
+		"/opt/pbs/bin/qstat":          pro.StatusCommand("u", ids),
+		"/opt/pbs/bin/qdel":           pro.CancelCommand(ids),
+		"/opt/ferry-torque/bin/qsub":  tq.SubmitCommand(spec),
+		"/opt/ferry-torque/bin/qstat": tq.StatusCommand("u", ids),
+		"/opt/ferry-torque/bin/qdel":  tq.CancelCommand(ids),
+	} {
+		require.Equal(t, want, c.Argv[0])
+	}
+	require.Equal(t, "/opt/pbs/bin/qstat", pro.AccountingCommand("u", ids).Argv[0])
+	require.Equal(t, []string{"/opt/pbs/bin/qsub", "-N", "x", ".command.run"}, pro.SubmitCommand(spec).Argv)
 }

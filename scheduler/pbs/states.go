@@ -27,8 +27,9 @@ const (
 //     not known yet. F follows.
 //   - F is completed: the exit code decides success (Exit_status, or the task's .exitcode, which
 //     Ferry prefers). PBS sets substate 91 for a deleted job and 93 for a failed one; those are
-//     reported as cancelled and failed, and a negative Exit_status (PBS could not run the job) as
-//     failed.
+//     reported as cancelled and failed. A negative Exit_status is PBS's own verdict: -29
+//     (JOB_EXEC_KILL_WALLTIME, the job ran past its walltime) is timeout, any other (PBS could not
+//     run the job, or killed it on another limit) failed.
 //   - X (a finished subjob) is completed like F; B (an array with running subjobs) is running.
 //     Ferry submits no arrays; both are mapped so a pasted array listing parses.
 //   - H, S and U are held: the job will not progress until someone releases or resumes it (U, a
@@ -94,23 +95,37 @@ const (
 	substateFailed     = "93"
 )
 
+// Negative exit statuses that say why PBS ended a job itself.
+const (
+	// execKillWalltime is PBS Pro's JOB_EXEC_KILL_WALLTIME: the job ran past its walltime. The
+	// other JOB_EXEC_KILL_* limits (-24 ncpus burst, -25 ncpus sum, -26 vmem, -27 mem, -28 cput)
+	// are failures.
+	execKillWalltime = -29
+	// torqueOverlimitWalltime is Torque's JOB_EXEC_OVERLIMIT_WT. The same number is
+	// JOB_EXEC_BADRESRT (bad restart) in PBS Pro, so it is read only for Torque's C.
+	torqueOverlimitWalltime = -11
+)
+
 // refine adjusts the status of a finished job by what PBS says about how it ended: substate (PBS
 // Pro) and the exit status. code is nil when the output has no exit status.
 func refine(raw string, st scheduler.Status, substate string, code *int) scheduler.Status {
 	switch raw {
 	case "F":
-		switch substate {
-		case substateTerminated:
+		if substate == substateTerminated {
 			return scheduler.StatusCancelled
-		case substateFailed:
+		}
+		if code != nil && *code == execKillWalltime {
+			return scheduler.StatusTimeout // whatever the substate: sites report 92 and 93 with it
+		}
+		if substate == substateFailed {
 			return scheduler.StatusFailed
 		}
 		if code != nil && *code < 0 {
-			return scheduler.StatusFailed // PBS could not run the job (JOB_EXEC_FAIL*, hook rejection)
+			return scheduler.StatusFailed // PBS could not run the job (JOB_EXEC_FAIL*, hook rejection) or killed it on another limit
 		}
 	case "C":
-		if code != nil && *code == -11 {
-			return scheduler.StatusTimeout // JOB_EXEC_OVERLIMIT_WT
+		if code != nil && *code == torqueOverlimitWalltime {
+			return scheduler.StatusTimeout
 		}
 		if code != nil && *code < 0 {
 			return scheduler.StatusFailed // Torque could not run the job or killed it on a limit

@@ -3,6 +3,7 @@ package schedulers
 
 import (
 	"fmt"
+	"path"
 
 	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/scheduler"
@@ -12,20 +13,66 @@ import (
 	"github.com/ferryhpc/ferry/scheduler/slurm"
 )
 
-// New returns the adapter for kind, tuned by the poll settings.
+// Options are the per-identity adapter settings that depend on the site rather than on Ferry's
+// polling. The zero value gives every adapter its defaults.
+type Options struct {
+	// CommandDir is the absolute directory on the login node that holds the scheduler's commands
+	// (qsub, qstat, bjobs...); the adapter then runs them by full path. Empty: the commands are
+	// found on the user's login PATH. Sites that install several schedulers' commands side by
+	// side (Slurm's Torque wrappers, Grid Engine and PBS all name theirs qsub/qstat/qdel) need it.
+	// Not supported for Slurm yet: NewWithOptions refuses it there rather than ignore it.
+	CommandDir string
+	// PBSHistory says the PBS Pro server keeps job history (job_history_enable = True); see
+	// pbs.Options.History. Only kind "pbspro" reads it.
+	PBSHistory bool
+}
+
+// New returns the adapter for kind, tuned by the poll settings, with every site setting at its
+// default. It is NewWithOptions with zero Options.
 func New(kind string, poll config.Poll) (scheduler.Scheduler, error) {
+	return NewWithOptions(kind, poll, Options{})
+}
+
+// NewWithOptions returns the adapter for kind, tuned by the poll settings and opts. It fails on
+// an unknown kind, a CommandDir that is not an absolute path a login shell can be given, and a
+// CommandDir for a kind whose adapter cannot use one.
+func NewWithOptions(kind string, poll config.Poll, opts Options) (scheduler.Scheduler, error) {
+	if err := checkCommandDir(opts.CommandDir); err != nil {
+		return nil, fmt.Errorf("scheduler %q: %w", kind, err)
+	}
 	switch kind {
 	case "slurm":
+		if opts.CommandDir != "" {
+			return nil, fmt.Errorf("scheduler %q: command_dir is not supported for slurm yet; put Slurm's commands on the users' PATH", kind)
+		}
 		return slurm.New(slurm.Options{SignalLead: poll.SignalLead.Duration}), nil
 	case "pbspro":
-		return pbs.NewPro(pbs.Options{}), nil
+		return pbs.NewPro(pbs.Options{History: opts.PBSHistory, CommandDir: opts.CommandDir}), nil
 	case "torque":
-		return pbs.NewTorque(pbs.Options{}), nil
+		return pbs.NewTorque(pbs.Options{CommandDir: opts.CommandDir}), nil
 	case "lsf":
-		return lsf.New(lsf.Options{}), nil
+		return lsf.New(lsf.Options{CommandDir: opts.CommandDir}), nil
 	case "sge":
-		return sge.New(sge.Options{}), nil
+		return sge.New(sge.Options{CommandDir: opts.CommandDir}), nil
 	default:
 		return nil, fmt.Errorf("unknown scheduler %q (supported: slurm, pbspro, torque, lsf, sge)", kind)
 	}
+}
+
+// checkCommandDir accepts an empty dir or an absolute, clean path that scheduler.Quote can pass
+// to every login shell.
+func checkCommandDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if !path.IsAbs(dir) {
+		return fmt.Errorf("command_dir %q is not an absolute path", dir)
+	}
+	if path.Clean(dir) != dir && path.Clean(dir)+"/" != dir {
+		return fmt.Errorf("command_dir %q is not a clean path (write %q)", dir, path.Clean(dir))
+	}
+	if _, err := scheduler.Quote(dir); err != nil {
+		return fmt.Errorf("command_dir cannot be passed to a login shell: %w", err)
+	}
+	return nil
 }

@@ -65,5 +65,5 @@ func (s *SGE) CheckStatus(ids []scheduler.JobID, r scheduler.Result) error {
 	if r.ExitCode == 0 {
 		return nil
 	}
-	return scheduler.NewCommandError(scheduler.Command{Argv: []string{"qstat"}}, r)
+	return scheduler.NewCommandError(scheduler.Command{Argv: []string{s.prog("qstat")}}, r)
 }

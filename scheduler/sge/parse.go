@@ -281,29 +281,66 @@ func ParseQstatTable(stdout []byte) ([]scheduler.JobState, error) {
 	return out, nil
 }
 
-// qacctSeparator is the line of '=' qacct prints before every record.
+// qacctSeparator is the line of '=' qacct prints before every record (and under the header of
+// its summary table).
 var qacctSeparator = regexp.MustCompile(`^={10,}$`)
+
+// qacctSummaryHeader reports whether line starts the usage summary qacct prints after the
+// records: "Total System Usage" (no grouping option), or the column header of a table grouped by
+// -o, -g, -q, -h... ("OWNER     WALLCLOCK         UTIME ..."): upper-case words including
+// WALLCLOCK and UTIME. Record keys are lower case, so no record line looks like either.
+func qacctSummaryHeader(line string) bool {
+	if line == "Total System Usage" {
+		return true
+	}
+	f := strings.Fields(line)
+	wall, utime := false, false
+	for _, w := range f {
+		if strings.ToUpper(w) != w {
+			return false
+		}
+		wall = wall || w == "WALLCLOCK"
+		utime = utime || w == "UTIME"
+	}
+	return wall && utime
+}
 
 // ParseQacct parses qacct -j output: records that each follow a line of '=' and hold "key value"
 // lines (the value may contain blanks). A record becomes one JobState: id jobnumber, or
 // "jobnumber.taskid" for an array task; Raw "failed N", qacct's own failure code; status
 // completed when failed is 0 (the exit code decides), timeout when the failure names h_rt or is
 // 37 (qmaster enforced h_rt), cancelled when deleted_by names someone (Univa), else failed;
-// Reason the failure's explanation; ExitCode exit_status; Queue qname; User owner; Name jobname;
-// times qsub_time, start_time, end_time ("-/-" for never). When qacct lists an id more than once
-// (a re-run job) the last record wins, at the place of the first. Empty output is no jobs; text
-// before the first separator and a record without jobnumber are errors wrapping
-// scheduler.ErrParse that name the line.
+// Reason the failure's explanation; ExitCode the number of exit_status (Son of Grid Engine 8.1.9
+// appends the signal's name: "137                  (Killed)"), and Signal exit_status - 128 when
+// it is 129-192 (the job died of that signal); Queue qname; User owner; Name jobname; times
+// qsub_time, start_time, end_time ("-/-" for never).
+//
+// A job killed with SIGKILL (Grid Engine's qdel, its h_rt enforcement and the execd's own kills
+// all use it unless the queue or job asks for a warning signal) is recorded as exit_status 137
+// with failed 100 ("assumedly after job") or 37 (h_rt); Grid Engine 8.1.9 writes no deleted_by,
+// so a job cancelled with qdel is reported failed, which is final: the agent, which knows it asked
+// for the cancel, reports it cancelled.
+//
+// The usage summary qacct prints after the records (with -o, -g, -q and the like a table headed
+// "OWNER  WALLCLOCK  UTIME ...", without them "Total System Usage"; the column header, its line of
+// '=' and the rows) is skipped; qacct -o USER for a user without jobs prints only that table's
+// header, which is no jobs. When qacct lists an id more than once (a re-run job) the last record
+// wins, at the place of the first. Empty output is no jobs; other text before the first separator
+// and a record without jobnumber are errors wrapping scheduler.ErrParse that name the line.
 func ParseQacct(stdout []byte) ([]scheduler.JobState, error) {
 	var out []scheduler.JobState
 	index := map[scheduler.JobID]int{}
 	var rec map[string]string
 	recLine := 0
+	// summary is 0 outside the usage summary, 1 in its header (before its line of '='), 2 in
+	// its rows.
+	summary := 0
 	flush := func() error {
 		if rec == nil {
 			return nil
 		}
 		js, err := qacctRecord(rec)
+		rec = nil
 		if err != nil {
 			return fmt.Errorf("qacct record on line %d: %w", recLine, err)
 		}
@@ -320,12 +357,29 @@ func ParseQacct(stdout []byte) ([]scheduler.JobState, error) {
 		if t == "" {
 			return nil
 		}
+		if qacctSummaryHeader(t) {
+			if summary == 0 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			summary = 1
+			return nil
+		}
 		if qacctSeparator.MatchString(t) {
+			if summary == 1 {
+				summary = 2 // the line under the summary's column header
+				return nil
+			}
 			if err := flush(); err != nil {
 				return err
 			}
+			summary = 0
 			rec, recLine = map[string]string{}, no
 			return nil
+		}
+		if summary != 0 {
+			return nil // a summary row
 		}
 		if rec == nil {
 			return fmt.Errorf("qacct line %d %q comes before the first record: %w", no, bound(line), scheduler.ErrParse)
@@ -379,8 +433,13 @@ func qacctRecord(rec map[string]string) (scheduler.JobState, error) {
 		}
 	}
 	js.Reason = why
-	if n, err := strconv.Atoi(rec["exit_status"]); err == nil {
-		js.ExitCode = &n
+	if f := strings.Fields(rec["exit_status"]); len(f) > 0 {
+		if n, err := strconv.Atoi(f[0]); err == nil {
+			js.ExitCode = &n
+			if n > 128 && n <= 128+64 {
+				js.Signal = n - 128
+			}
+		}
 	}
 	js.Submitted = parseTime(rec["qsub_time"])
 	js.Started = parseTime(rec["start_time"])

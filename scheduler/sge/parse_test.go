@@ -261,9 +261,24 @@ func TestParseQacct(t *testing.T) {
 	js, err = ParseQacct([]byte("==============================================================\nowner alice\njobnumber 9\nfailed 100 : assumedly after job\nexit_status 137\n"))
 	require.NoError(t, err)
 	require.Equal(t, scheduler.StatusFailed, js[0].Status)
+	require.Equal(t, 9, js[0].Signal, "exit_status 137 is SIGKILL")
+
+	// The usage summary after the records is no record, also when a record's lines follow it
+	// after a separator (and the summary of an owner without jobs is no jobs).
+	js, err = ParseQacct([]byte("==============================================================\njobnumber 9\nfailed 0\nexit_status  2                    \n" +
+		"OWNER     WALLCLOCK         UTIME\n==================================\nalice             4         0.039\n" +
+		"==============================================================\njobnumber 10\nexit_status  137                  (Killed)\n"))
+	require.NoError(t, err)
+	require.Len(t, js, 2)
+	require.Equal(t, 2, *js[0].ExitCode)
+	require.Equal(t, scheduler.JobID("10"), js[1].ID)
+	require.Equal(t, 137, *js[1].ExitCode)
+	js, err = ParseQacct([]byte("Total System Usage\n    WALLCLOCK         UTIME\n==================\n            6         0.084\n"))
+	require.NoError(t, err)
+	require.Empty(t, js)
 
 	for name, in := range map[string]string{
-		"text first":   "Total System Usage\n====================\njobnumber 1\n",
+		"text first":   "Welcome to the cluster\n====================\njobnumber 1\n",
 		"no jobnumber": "==============================================================\nowner alice\n",
 		"bad number":   "==============================================================\njobnumber x1\n",
 		"bad task":     "==============================================================\njobnumber 1\ntaskid 1 2\n",

@@ -177,3 +177,12 @@ func TestCommands(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+func TestCommandDir(t *testing.T) {
+	s := New(Options{CommandDir: "/usr/lib/gridengine/bin/"})
+	ids := []scheduler.JobID{"12"}
+	require.Equal(t, []string{"/usr/lib/gridengine/bin/qsub", "-terse", ".command.run"}, s.SubmitCommand(scheduler.JobSpec{Dir: "/w"}).Argv)
+	require.Equal(t, "/usr/lib/gridengine/bin/qstat", s.StatusCommand("alice", ids).Argv[0])
+	require.Equal(t, "/usr/lib/gridengine/bin/qacct", s.AccountingCommand("alice", ids).Argv[0])
+	require.Equal(t, []string{"/usr/lib/gridengine/bin/qdel", "12"}, s.CancelCommand(ids).Argv)
+}

@@ -15,10 +15,21 @@
 // (and per array task and re-run), and exits 0 even when none matches, unlike qacct -j ID, which
 // fails for a job that never ran (deleted while pending).
 //
+// Cancelled and killed jobs: qdel and the h_rt limit kill with SIGKILL (unless the queue's
+// terminate_method or Options.Notify says otherwise), so the wrapper leaves no .exitcode. qstat
+// shows such a job as "dr" (cancelled) at most briefly; qacct of Grid Engine 8.1.9 then records
+// "failed 100 : assumedly after job" (37 for h_rt) with exit_status 137 and no deleted_by, which
+// ParseQacct reports as failed (timeout for h_rt): a final status. Accounting cannot tell a
+// cancel from another kill; the agent, which knows it asked for the cancel, reports it as such.
+//
+// Every command is named by its bare name (found on the login shell's PATH) unless
+// Options.CommandDir gives the directory Grid Engine's commands are installed in.
+//
 // The package also parses the plain qstat table (ParseQstatTable).
 package sge
 
 import (
+	"path"
 	"strconv"
 
 	"github.com/ferryhpc/ferry/scheduler"
@@ -56,6 +67,13 @@ type Options struct {
 	// Raise it when tasks run longer than that: an older job is not found and Ferry falls back to
 	// the task's .exitcode alone. qacct reads the whole accounting file either way.
 	AccountingDays int
+	// CommandDir is the absolute directory holding Grid Engine's qsub, qstat, qacct and qdel
+	// ("/opt/sge/bin/lx-amd64"); every command is then run by its full path. Default empty: the
+	// commands are found on the user's login PATH. Set it when the login node has several
+	// schedulers' commands installed side by side (PBS and Torque also name theirs qsub/qstat/qdel)
+	// or when the users' PATH does not reach them (Grid Engine's bin directory is usually added by
+	// a settings.sh that non-interactive shells may not read).
+	CommandDir string
 }
 
 // SGE implements scheduler.Scheduler and scheduler.Accounting. It holds no state besides its
@@ -66,6 +84,7 @@ type SGE struct {
 	account string
 	notify  bool
 	days    int
+	cmdDir  string
 }
 
 var (
@@ -75,7 +94,7 @@ var (
 
 // New returns a Grid Engine adapter with opts, defaults filled in.
 func New(opts Options) *SGE {
-	s := &SGE{pe: opts.ParallelEnv, account: opts.AccountOption, notify: opts.Notify, days: opts.AccountingDays}
+	s := &SGE{pe: opts.ParallelEnv, account: opts.AccountOption, notify: opts.Notify, days: opts.AccountingDays, cmdDir: opts.CommandDir}
 	if s.pe == "" {
 		s.pe = DefaultParallelEnv
 	}
@@ -99,28 +118,36 @@ func (s *SGE) Kind() string { return "sge" }
 // SubmitCommand returns qsub -terse .command.run, run in spec.Dir. -terse makes qsub print the bare
 // job id; ParseSubmit also reads the sentence qsub prints without it.
 func (s *SGE) SubmitCommand(spec scheduler.JobSpec) scheduler.Command {
-	return scheduler.Command{Argv: []string{"qsub", "-terse", scheduler.RunFile}, Dir: spec.Dir}
+	return scheduler.Command{Argv: []string{s.prog("qsub"), "-terse", scheduler.RunFile}, Dir: spec.Dir}
 }
 
 // StatusCommand returns qstat -xml -u USER: all of user's pending, running and suspended jobs, in
 // XML because the plain table cuts names and queues. ids are not needed: qstat lists the owner's
 // jobs and the agent ignores the ones it does not track.
 func (s *SGE) StatusCommand(user string, ids []scheduler.JobID) scheduler.Command {
-	return scheduler.Command{Argv: []string{"qstat", "-xml", "-u", user}}
+	return scheduler.Command{Argv: []string{s.prog("qstat"), "-xml", "-u", user}}
 }
 
 // AccountingCommand returns qacct -o USER -d DAYS -j: every accounting record of user's jobs
 // started in the last Options.AccountingDays days (see the package comment for why not -j ID).
 func (s *SGE) AccountingCommand(user string, ids []scheduler.JobID) scheduler.Command {
-	return scheduler.Command{Argv: []string{"qacct", "-o", user, "-d", strconv.Itoa(s.days), "-j"}}
+	return scheduler.Command{Argv: []string{s.prog("qacct"), "-o", user, "-d", strconv.Itoa(s.days), "-j"}}
 }
 
 // CancelCommand returns qdel ID..., one call for all ids. Every id ParseSubmit returns is a
 // number, so none can be read as an option.
 func (s *SGE) CancelCommand(ids []scheduler.JobID) scheduler.Command {
-	argv := []string{"qdel"}
+	argv := []string{s.prog("qdel")}
 	for _, id := range ids {
 		argv = append(argv, string(id))
 	}
 	return scheduler.Command{Argv: argv}
+}
+
+// prog returns the command name to run: name itself, or name in Options.CommandDir.
+func (s *SGE) prog(name string) string {
+	if s.cmdDir == "" {
+		return name
+	}
+	return path.Join(s.cmdDir, name)
 }

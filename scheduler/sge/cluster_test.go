@@ -1,0 +1,98 @@
+package sge
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhpc/ferry/scheduler"
+)
+
+// clusterCapture reads a capture of testdata/cluster (see its README.md).
+func clusterCapture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "cluster", name))
+	require.NoError(t, err)
+	return b
+}
+
+// TestClusterQacct parses real qacct -j output of Grid Engine 8.1.9: the records, then the usage
+// summary that ends the output, which must not be read as a record.
+func TestClusterQacct(t *testing.T) {
+	n := func(i int) *int { return &i }
+	type want struct {
+		id       scheduler.JobID
+		raw      string
+		status   scheduler.Status
+		exit     *int
+		signal   int
+		reasonIn string
+	}
+	for _, c := range []struct {
+		file string
+		want []want
+	}{
+		{"qacct-o-user-j.txt", []want{
+			{"1", "failed 0", scheduler.StatusCompleted, n(0), 0, ""},
+			{"4", "failed 0", scheduler.StatusCompleted, n(3), 0, ""},
+			// qdel of a running job: SIGKILL, no deleted_by; failed is final, the agent knows
+			// it asked for the cancel.
+			{"6", "failed 100", scheduler.StatusFailed, n(137), 9, "assumedly after job"},
+			{"7", "failed 37", scheduler.StatusTimeout, n(137), 9, "h_rt"},
+			{"14", "failed 100", scheduler.StatusFailed, n(137), 9, "assumedly after job"},
+		}},
+		{"qacct-o-user-j-nojobs.txt", nil},
+		{"qacct-d-j-total.txt", []want{
+			{"1", "failed 0", scheduler.StatusCompleted, n(0), 0, ""},
+			{"2", "failed 0", scheduler.StatusCompleted, n(3), 0, ""},
+			{"3", "failed 0", scheduler.StatusCompleted, n(0), 0, ""},
+			{"4", "failed 0", scheduler.StatusCompleted, n(3), 0, ""},
+			{"5", "failed 100", scheduler.StatusFailed, n(137), 9, "assumedly after job"},
+			{"6", "failed 100", scheduler.StatusFailed, n(137), 9, "assumedly after job"},
+			{"7", "failed 37", scheduler.StatusTimeout, n(137), 9, "h_rt"},
+			{"14", "failed 100", scheduler.StatusFailed, n(137), 9, "assumedly after job"},
+		}},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			states, err := New(Options{}).ParseAccounting(clusterCapture(t, c.file))
+			require.NoError(t, err)
+			require.Len(t, states, len(c.want))
+			for i, w := range c.want {
+				js := states[i]
+				require.Equal(t, w.id, js.ID)
+				require.Equal(t, w.raw, js.Raw, "job %s", js.ID)
+				require.Equal(t, w.status, js.Status, "job %s", js.ID)
+				require.True(t, js.Status.Final(), "job %s: accounting only knows ended jobs", js.ID)
+				require.Equal(t, w.exit, js.ExitCode, "job %s", js.ID)
+				require.Equal(t, w.signal, js.Signal, "job %s", js.ID)
+				require.Contains(t, js.Reason, w.reasonIn, "job %s", js.ID)
+				require.NotEmpty(t, js.User, "job %s", js.ID)
+				require.Equal(t, "all.q", js.Queue, "job %s", js.ID)
+				require.False(t, js.Ended.IsZero(), "job %s", js.ID)
+				require.False(t, js.Started.IsZero(), "job %s", js.ID)
+			}
+		})
+	}
+	states, err := ParseQacct(clusterCapture(t, "qacct-o-user-j.txt"))
+	require.NoError(t, err)
+	require.Equal(t, "alice", states[0].User)
+	require.Equal(t, "st_sge_alice_ok", states[0].Name)
+	require.Equal(t, local("2026-11-29 00:17:22"), states[0].Started)
+}
+
+// TestQacctSummaryHeader tells the summary's first line from record lines.
+func TestQacctSummaryHeader(t *testing.T) {
+	for _, l := range []string{
+		"Total System Usage",
+		"OWNER     WALLCLOCK         UTIME         STIME           CPU             MEMORY                 IO                IOW",
+		"GROUP     WALLCLOCK         UTIME         STIME           CPU             MEMORY                 IO                IOW",
+		"WALLCLOCK         UTIME         STIME           CPU             MEMORY                 IO                IOW",
+	} {
+		require.True(t, qacctSummaryHeader(l), l)
+	}
+	for _, l := range []string{"owner        alice", "ru_wallclock 1s", "jobname WALLCLOCK UTIME", "jobnumber    7", ""} {
+		require.False(t, qacctSummaryHeader(l), l)
+	}
+}
