@@ -21,6 +21,7 @@ import (
 	"github.com/ferryhpc/ferry/internal/store"
 	"github.com/ferryhpc/ferry/plugin"
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/schedulers"
 	"github.com/ferryhpc/ferry/sshpool"
 	"github.com/ferryhpc/ferry/stage"
 )
@@ -84,7 +85,14 @@ type session struct {
 }
 
 func (a *Agent) buildIdentity(rec store.Identity) (*identity, error) {
-	sched, err := a.schedulers(rec.Scheduler, a.cfg.Poll)
+	var sched scheduler.Scheduler
+	var err error
+	if rec.CommandDir != "" || rec.PBSHistory {
+		// Site settings need the full registry; the injected factory serves the defaults.
+		sched, err = schedulers.NewWithOptions(rec.Scheduler, a.cfg.Poll, schedulers.Options{CommandDir: rec.CommandDir, PBSHistory: rec.PBSHistory})
+	} else {
+		sched, err = a.schedulers(rec.Scheduler, a.cfg.Poll)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +163,8 @@ func (a *Agent) seed() error {
 	for _, ic := range a.cfg.Identities {
 		if _, err := a.store.GetIdentity(ic.Name); errors.Is(err, store.ErrNotFound) {
 			rec := store.Identity{Name: ic.Name, Scheduler: ic.Scheduler, Host: ic.Host, Port: ic.Port, WorkDir: ic.WorkDir,
-				Group: ic.Group, KnownHosts: ic.KnownHosts, CreatedBy: "config", CreatedAt: now}
+				Group: ic.Group, KnownHosts: ic.KnownHosts, CommandDir: ic.SchedulerCommandDir, PBSHistory: ic.PBSHistory,
+				CreatedBy: "config", CreatedAt: now}
 			if _, err := a.buildIdentity(rec); err != nil {
 				return fmt.Errorf("identity %q: %w", ic.Name, err)
 			}

@@ -281,7 +281,7 @@ func (a *Agent) Cancel(ctx context.Context, ids []string) ([]plugin.CancelResult
 					continue
 				}
 				results[j.ID] = ""
-				a.update(j.ID, func(j *store.Job) { j.Reason = "cancel requested" })
+				a.update(j.ID, func(j *store.Job) { j.Reason, j.CancelRequested = "cancel requested", true })
 				a.audited(p, audit.ActionJobCancel, j.Identity, j.User, j.ID, nil, "")
 			}
 		}

@@ -107,14 +107,18 @@ type Stage struct {
 // Identity is one managed identity: a login node, its scheduler, the shared work dir and group, and
 // the credentials of the members who use it.
 type Identity struct {
-	Name        string       `toml:"name"`
-	Scheduler   string       `toml:"scheduler"`
-	Host        string       `toml:"host"`
-	Port        int          `toml:"port"`
-	KnownHosts  string       `toml:"known_hosts"`
-	WorkDir     string       `toml:"work_dir"`
-	Group       string       `toml:"group"`
-	Credentials []Credential `toml:"credential"`
+	Name       string `toml:"name"`
+	Scheduler  string `toml:"scheduler"`
+	Host       string `toml:"host"`
+	Port       int    `toml:"port"`
+	KnownHosts string `toml:"known_hosts"`
+	WorkDir    string `toml:"work_dir"`
+	Group      string `toml:"group"`
+	// SchedulerCommandDir is the absolute directory of the scheduler's commands on the login node
+	// (empty: the users' login PATH). PBSHistory says a PBS Pro server keeps job history.
+	SchedulerCommandDir string       `toml:"scheduler_command_dir"`
+	PBSHistory          bool         `toml:"pbs_history"`
+	Credentials         []Credential `toml:"credential"`
 }
 
 // Credential is one member's login on an identity. The key and passphrase are read from files (or
@@ -324,6 +328,12 @@ func (c Config) Validate() error {
 		}
 		if !strings.HasPrefix(id.WorkDir, "/") || strings.ContainsAny(id.WorkDir, "\x00\n\r") {
 			bad(f+".work_dir", "must be an absolute path, got %q", id.WorkDir)
+		}
+		if id.SchedulerCommandDir != "" && (!strings.HasPrefix(id.SchedulerCommandDir, "/") || strings.ContainsAny(id.SchedulerCommandDir, "\x00\n\r")) {
+			bad(f+".scheduler_command_dir", "must be an absolute path, got %q", id.SchedulerCommandDir)
+		}
+		if id.PBSHistory && id.Scheduler != "pbspro" {
+			bad(f+".pbs_history", "applies only to scheduler = \"pbspro\"")
 		}
 		if id.Group != "" && !posixUser.MatchString(id.Group) {
 			bad(f+".group", "is not a valid Linux group name: %q", id.Group)

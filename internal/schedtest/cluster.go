@@ -33,6 +33,8 @@ type Scheduler struct {
 	CleanPeriodSeconds int `json:"clean_period_seconds"`
 	// MinJobAgeSeconds (Slurm, Torque wrappers) is how long squeue/qstat keep a finished job.
 	MinJobAgeSeconds int `json:"min_job_age_seconds"`
+	// History (PBS Pro) says the server keeps finished jobs for qstat -x.
+	History bool `json:"history"`
 }
 
 // Schedulers reads the "schedulers" object of the test cluster's description (the file

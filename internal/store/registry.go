@@ -24,6 +24,8 @@ type Identity struct {
 	Group      string    `json:"group"`
 	KnownHosts string    `json:"known_hosts"`
 	JumpHost   string    `json:"jump_host,omitempty"`
+	CommandDir string    `json:"command_dir,omitempty"` // scheduler commands' directory
+	PBSHistory bool      `json:"pbs_history,omitempty"`
 	CreatedBy  string    `json:"created_by"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedBy  string    `json:"updated_by,omitempty"`

@@ -23,28 +23,31 @@ var ErrNotFound = errors.New("not found")
 
 // Job is the persisted record of one task. Times are UTC.
 type Job struct {
-	ID          string            `json:"id"`
-	Identity    string            `json:"identity"`
-	User        string            `json:"user"`
-	Token       string            `json:"token,omitempty"`
-	Name        string            `json:"name"`
-	Dir         string            `json:"dir"`
-	SchedulerID string            `json:"scheduler_id,omitempty"`
-	Status      string            `json:"status"`
-	State       string            `json:"state,omitempty"`
-	Reason      string            `json:"reason,omitempty"`
-	Queue       string            `json:"queue,omitempty"`
-	Owner       string            `json:"owner,omitempty"`
-	Submitted   time.Time         `json:"submitted,omitempty"`
-	Started     time.Time         `json:"started,omitempty"`
-	Ended       time.Time         `json:"ended,omitempty"`
-	LeftQueue   time.Time         `json:"left_queue,omitempty"` // first poll that no longer listed the job
-	ExitCode    *int              `json:"exit_code,omitempty"`
-	AcctExit    *int              `json:"acct_exit,omitempty"`  // exit code per scheduler accounting (fallback)
-	FinalSeen   time.Time         `json:"final_seen,omitempty"` // when a final state was first seen
-	Error       string            `json:"error,omitempty"`
-	Done        bool              `json:"done"` // final status and exit code recorded; no more tracking
-	Meta        map[string]string `json:"meta,omitempty"`
+	ID          string    `json:"id"`
+	Identity    string    `json:"identity"`
+	User        string    `json:"user"`
+	Token       string    `json:"token,omitempty"`
+	Name        string    `json:"name"`
+	Dir         string    `json:"dir"`
+	SchedulerID string    `json:"scheduler_id,omitempty"`
+	Status      string    `json:"status"`
+	State       string    `json:"state,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Queue       string    `json:"queue,omitempty"`
+	Owner       string    `json:"owner,omitempty"`
+	Submitted   time.Time `json:"submitted,omitempty"`
+	Started     time.Time `json:"started,omitempty"`
+	Ended       time.Time `json:"ended,omitempty"`
+	LeftQueue   time.Time `json:"left_queue,omitempty"` // first poll that no longer listed the job
+	ExitCode    *int      `json:"exit_code,omitempty"`
+	AcctExit    *int      `json:"acct_exit,omitempty"`  // exit code per scheduler accounting (fallback)
+	FinalSeen   time.Time `json:"final_seen,omitempty"` // when a final state was first seen
+	Error       string    `json:"error,omitempty"`
+	Done        bool      `json:"done"` // final status and exit code recorded; no more tracking
+	// CancelRequested records that Ferry cancelled the job: some schedulers (Grid Engine) report a
+	// cancelled job as failed.
+	CancelRequested bool              `json:"cancel_requested,omitempty"`
+	Meta            map[string]string `json:"meta,omitempty"`
 	// Spec is what was submitted, kept so an agent restarted mid-submit can finish the submit.
 	Spec json.RawMessage `json:"spec,omitempty"`
 }
