@@ -34,6 +34,10 @@ test: cluster-up lint ## Everything, from nothing: cluster up, vet, unit + integ
 unit: ## Unit tests only (integration tests skip without the cluster)
 	FERRY_TESTCLUSTER=/nonexistent $(GO) test -race -count=1 ./...
 
+.PHONY: bench
+bench: ## Benchmarks against OpenSSH baselines (writes docs/benchmarks.md)
+	BENCH_COMMAND="make bench" scripts/bench
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
