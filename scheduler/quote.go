@@ -19,7 +19,9 @@ func Quote(s string) (string, error) {
 	if strings.ContainsRune(s, '!') {
 		return "", fmt.Errorf("%w: %q contains '!'", ErrUnquotable, s)
 	}
-	if s != "" && strings.IndexFunc(s, needsQuote) < 0 {
+	// A bare word starting with '=' is directory-stack substitution in csh-family shells
+	// ("=1", "=-"): quote it.
+	if s != "" && s[0] != '=' && strings.IndexFunc(s, needsQuote) < 0 {
 		return s, nil
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'", nil

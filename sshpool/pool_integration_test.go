@@ -71,7 +71,7 @@ func TestExecAsEachUser(t *testing.T) {
 func TestQuotingThroughLoginShells(t *testing.T) {
 	c := testcluster.Require(t)
 	args := []string{"plain", "", "two words", "it's", `"dq"`, "$(id)", "`id`", "a;b", "a&&b", "a|b", "*", "?",
-		"-n", "--", `back\slash`, "tab\there", "ünïcödé", "$HOME", "${x}", "~", "a>b", "<in", "#hash", "%1", "{a,b}", "[ab]", "'", "''"}
+		"-n", "--", "=1", "=-", "=x", `back\slash`, "tab\there", "ünïcödé", "$HOME", "${x}", "~", "a>b", "<in", "#hash", "%1", "{a,b}", "[ab]", "'", "''"}
 	for _, name := range []string{"alice", "carol"} {
 		t.Run(name, func(t *testing.T) {
 			_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: name}, target(t, c, name))

@@ -156,12 +156,16 @@ func TestJobsRunAsEachUser(t *testing.T) {
 func TestExitCodes(t *testing.T) {
 	c := testcluster.Require(t)
 	t.Parallel()
-	a := newAgent(t, testConfig(t, c, t.TempDir()))
+	cfg := testConfig(t, c, t.TempDir())
+	// Slurm checks time limits and signal deadlines about once a minute: a warning window of at
+	// least a minute (limit 2 min, USR2 from 70 s before) is always seen before the kill.
+	cfg.Poll.SignalLead = config.Duration{Duration: 70 * time.Second}
+	a := newAgent(t, cfg)
 	defer a.Close()
 	ok := submit(t, a, "alice", "ok", "exit 0\n", plugin.Resources{})
 	bad := submit(t, a, "carol", "bad", "exit 3\n", plugin.Resources{})
 	long := submit(t, a, "bob", "cancel-me", "sleep 300\n", plugin.Resources{})
-	limit := submit(t, a, "alice", "time-limit", "sleep 600\n", plugin.Resources{Time: time.Minute})
+	limit := submit(t, a, "alice", "time-limit", "sleep 600\n", plugin.Resources{Time: 2 * time.Minute})
 	// Cancel once it runs, so the wrapper's TERM handler records the code.
 	deadline := time.Now().Add(time.Minute)
 	for {
