@@ -254,16 +254,19 @@ func TestIntegrationCancel(t *testing.T) {
 	require.ErrorAs(t, lc.s.CheckCancel([]scheduler.JobID{"abc"}, r), &ce)
 }
 
-// TestIntegrationTimeLimit lets a job run into its one-minute limit: Slurm's USR2 warning and the
-// TERM that follows must leave 140 in .exitcode, and squeue/sacct must say TIMEOUT.
+// TestIntegrationTimeLimit lets a job run into its two-minute limit: Slurm's USR2 warning and the
+// TERM that follows must leave 140 in .exitcode, and squeue/sacct must say TIMEOUT. Slurm checks
+// limits and signal deadlines about once a minute, so the warning window is made longer than a
+// minute (signal 70 s before a 2 min limit) to be seen for certain before the kill.
 func TestIntegrationTimeLimit(t *testing.T) {
 	lc := requireSlurm(t)
 	if testing.Short() {
-		t.Skip("takes about two minutes")
+		t.Skip("takes about three minutes")
 	}
 	t.Parallel()
+	lc.s = New(Options{SignalLead: 70 * time.Second})
 	dir := lc.taskDir(t, "alice", "timeout")
-	id := lc.submit(t, "alice", scheduler.JobSpec{Name: "timeout", Dir: dir, Resources: scheduler.Resources{Time: time.Second}},
+	id := lc.submit(t, "alice", scheduler.JobSpec{Name: "timeout", Dir: dir, Resources: scheduler.Resources{Time: 2 * time.Minute}},
 		"while :; do sleep 1; done\n")
 	js := lc.await(t, "alice", id, 4*time.Minute, final)
 	require.Equal(t, scheduler.StatusTimeout, js.Status, "%+v", js)

@@ -14,13 +14,17 @@ const commentPrefix = "ferry:"
 // lookupFormat lists each job's id and comment; the comment is last because it is free text.
 const lookupFormat = "%i|%k"
 
-// LookupCommand returns the one squeue call that lists user's jobs with their comments, finished
-// ones included, so a job whose submit outcome is unknown can be found by its token (Render puts
-// it in --comment=ferry:TOKEN). It works as long as squeue still lists the job (MinJobAge after it
-// ends); accounting keeps comments only where AccountingStoreFlags has job_comment, so sacct is not
-// relied on.
+// lookupScript lists the user's ($1) jobs with their comments: squeue for jobs it still holds,
+// then sacct for jobs that already left it (a submit settled after an agent restart may find its
+// job finished and purged). A failing query is an error, never "not found": "not found" leads to
+// a new submit. sacct sees comments only where AccountingStoreFlags includes job_comment.
+const lookupScript = `squeue --noheader --states=all --user="$1" --format='%i|%k' || exit 1; sacct --noheader --parsable2 --allocations --user="$1" --starttime=now-7days --format=JobID,Comment || exit 1`
+
+// LookupCommand returns the one command that lists user's jobs with their comments, finished ones
+// included, so a job whose submit outcome is unknown can be found by its token (Render puts it in
+// --comment=ferry:TOKEN). The user name travels as an argument, never inside the script.
 func (s *Slurm) LookupCommand(user string) scheduler.Command {
-	return scheduler.Command{Argv: []string{"squeue", "--noheader", "--states=all", "--user=" + user, "--format=" + lookupFormat}}
+	return scheduler.Command{Argv: []string{"/bin/sh", "-c", lookupScript, "ferry-lookup", user}}
 }
 
 // ParseLookup finds the job whose comment is exactly "ferry:"+token in LookupCommand's output.

@@ -439,7 +439,7 @@ func isBlank(c byte) bool {
 
 func TestLookup(t *testing.T) {
 	s := New(Options{})
-	require.Equal(t, scheduler.Command{Argv: []string{"squeue", "--noheader", "--states=all", "--user=bob", "--format=%i|%k"}},
+	require.Equal(t, scheduler.Command{Argv: []string{"/bin/sh", "-c", lookupScript, "ferry-lookup", "bob"}},
 		s.LookupCommand("bob"))
 	// Captured from Slurm 22.05.8 (a comment with '|' and blanks, and a job without a comment).
 	out := []byte("130|ferry:tok|a b\n131|(null)\n")
