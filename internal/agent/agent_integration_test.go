@@ -32,7 +32,7 @@ func testConfig(t *testing.T, c *testcluster.Cluster, stateDir string) config.Co
 	cfg.Agent.StateDir = stateDir
 	cfg.Poll.Interval = config.Duration{Duration: time.Second}
 	cfg.Poll.ExitCodeGrace = config.Duration{Duration: 5 * time.Second}
-	cfg.Pool.DialTimeout = config.Duration{Duration: 5 * time.Second}
+	cfg.Pool.DialTimeout = config.Duration{Duration: 20 * time.Second} // generous: a loaded 2-core machine
 	passFile := filepath.Join(t.TempDir(), "bob.pass")
 	require.NoError(t, os.WriteFile(passFile, []byte(c.User(t, "bob").Passphrase+"\n"), 0o600))
 	creds := []config.Credential{
