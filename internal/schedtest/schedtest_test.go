@@ -465,6 +465,9 @@ func (e *env) cancel(t *testing.T, who, other string) {
 	dir := e.taskDir(t, r, "cancel")
 	id := e.submit(t, r, e.spec(dir, who, "cancel"), loopTask)
 	e.await(t, r, who, id, 2*time.Minute, func(js scheduler.JobState) bool { return js.Status == scheduler.StatusRunning })
+	// "Running" can come before the wrapper has set its traps; it touches .command.begin after.
+	_, began := waitFile(t, dir, scheduler.BeginFile, 30*time.Second)
+	require.True(t, began, "the wrapper never started")
 	ids := []scheduler.JobID{id}
 
 	res := run(t, e.runner(t, other), e.s.CancelCommand(ids))
