@@ -34,17 +34,14 @@ func BuildFerry(ctx context.Context, dir string) (string, error) {
 }
 
 // AgentConfig is what a benchmark changes in the agent's configuration; everything else is the
-// product default (config.Default).
+// product default (config.Default): pools, submit batching, command rate limits. Only
+// poll.exit_code_grace is shortened (5s), so that cancelled jobs stop being tracked sooner.
 type AgentConfig struct {
 	// Endpoints become identities named after them ("loopback", "rtt10"), each with alice, bob
 	// (passphrase-protected key) and carol.
 	Endpoints []Endpoint
 	// PollInterval and PollMaxInterval set poll.interval and poll.max_interval (zero: defaults).
 	PollInterval, PollMaxInterval time.Duration
-	// DefaultLimits keeps the product's command rate limits (600/min per user, burst 20). When
-	// false they are raised out of the way, because a benchmark that submits hundreds of jobs
-	// in seconds would otherwise measure the limiter, not the transport.
-	DefaultLimits bool
 }
 
 // Agent is a `ferry agent` daemon started for a benchmark, with a go-plugin client attached to it
@@ -128,9 +125,6 @@ func (e *Env) agentConfig(dir string, metricsPort int, ac AgentConfig) string {
 	}
 	if ac.PollMaxInterval > 0 {
 		fmt.Fprintf(&b, "max_interval = %q\n", ac.PollMaxInterval.String())
-	}
-	if !ac.DefaultLimits {
-		b.WriteString("[limits]\nuser_commands_per_minute = 1000000\nidentity_commands_per_minute = 1000000\nburst = 100000\n")
 	}
 	for _, ep := range ac.Endpoints {
 		fmt.Fprintf(&b, "[[identity]]\nname = %q\nscheduler = \"slurm\"\nhost = %q\nport = %d\nknown_hosts = %q\nwork_dir = %q\ngroup = %q\n",

@@ -221,7 +221,11 @@ func measurePoll(ctx context.Context, a *Agent, ep Endpoint, o PollOptions) Resu
 	r.Add("window_s", num(o.Window.Seconds()), "observation window")
 	r.Add("squeue_calls", strconv.Itoa(squeue), "squeue calls in the window, all users")
 	r.Add("poll_period", strings.Join(periods, ","), "mean time between one user's squeue calls")
-	r.Add("other_calls", strconv.Itoa(other), "other remote commands in the window: "+strings.Join(others, " "))
+	otherDesc := "other remote commands in the window"
+	if len(others) > 0 {
+		otherDesc += ": " + strings.Join(others, " ")
+	}
+	r.Add("other_calls", strconv.Itoa(other), otherDesc)
 	if squeue > 0 {
 		cpu := (use1.CPU - use0.CPU) / time.Duration(squeue)
 		wr := float64(use1.WriteBytes-use0.WriteBytes) / float64(squeue)

@@ -230,9 +230,9 @@ var methods = map[string]string{
 		"client attached (plugin.Attach) to a `ferry agent` daemon, all calls in flight at once, vs a " +
 		"shell-style loop of `ssh -S master sbatch --parsable --wrap true`, one ControlMaster per user. " +
 		"Wall time until every id is back (not job completion). Both sides are warm (one job per user " +
-		"through Ferry, one `true` per master). The agent's command rate limits are raised for the run " +
-		"(the default 600/min per user, burst 20, would cap 100 submits per user at ~8 s); everything else " +
-		"is the product default. For rtt10 the agent's identity points at the proxy port and pins the " +
+		"through Ferry, one `true` per master). The agent runs with the product's defaults, including " +
+		"submit batching (poll.submit_batch_window 20 ms, poll.submit_batch_max 50) and the command rate " +
+		"limits; `remote_execs` counts the remote commands the Ferry phase ran. For rtt10 the agent's identity points at the proxy port and pins the " +
 		"host key for `[127.0.0.1]:PORT`. Jobs are cancelled after each phase.",
 	"poll": "500 held jobs (`sbatch --hold` through `Resources.Extra`) per user for alice, bob and carol in " +
 		"one `ferry agent` with poll.interval = poll.max_interval fixed; the agent's " +
