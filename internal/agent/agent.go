@@ -7,10 +7,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -63,6 +63,7 @@ type Agent struct {
 	limits   map[string]*rate.Limiter // "u/<identity>/<user>" and "i/<identity>"
 	recent   map[sshpool.Key]*window  // commands in the last minute, for `ferry pools`
 	batchers map[sshpool.Key]*batcher
+	claims   map[string]bool // tokens whose submit a call or a settler is working on
 
 	metrics *metrics.Metrics
 }
@@ -92,6 +93,7 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 		limits:     map[string]*rate.Limiter{},
 		recent:     map[sshpool.Key]*window{},
 		batchers:   map[sshpool.Key]*batcher{},
+		claims:     map[string]bool{},
 	}
 	a.metrics = metrics.New(a)
 	a.pools = sshpool.NewManager(sshpool.Options{
@@ -405,6 +407,9 @@ func (a *Agent) update(id string, fn func(j *store.Job)) {
 		a.notifyLocked(&snap)
 	}
 	a.mu.Unlock()
+	if !changed && reflect.DeepEqual(before, snap) {
+		return // nothing to persist: a poll that changed nothing costs no disk write
+	}
 	if err := a.store.Put(snap); err != nil {
 		a.log.Error().Err(err).Str("job", id).Msg("persist job")
 	}
@@ -436,51 +441,11 @@ func (a *Agent) reattach() error {
 		}
 	}
 	for _, id := range settle {
-		a.wg.Add(1)
-		go a.settleSubmit(id)
+		a.startSettler(id)
 	}
 	for k := range keys {
 		a.log.Info().Str("identity", k.Identity).Str("user", k.User).Msg("re-attaching to jobs")
 		a.ensurePoller(k)
 	}
 	return nil
-}
-
-// settleSubmit finishes a submit the agent did not see complete before it stopped: the job is
-// looked up by its token and adopted if the scheduler has it, else submitted now.
-func (a *Agent) settleSubmit(id string) {
-	defer a.wg.Done()
-	a.mu.Lock()
-	j := *a.jobs[id]
-	a.mu.Unlock()
-	log := a.log.With().Str("identity", j.Identity).Str("user", j.User).Str("job", id).Logger()
-	var spec scheduler.JobSpec
-	err := json.Unmarshal(j.Spec, &spec)
-	var s *session
-	if err == nil {
-		s, err = a.userSession(j.Identity, j.User)
-	}
-	var jobID scheduler.JobID
-	if err == nil {
-		jobID, err = a.doSubmit(a.ctx, s, spec, true)
-	}
-	if err != nil {
-		if a.ctx.Err() != nil {
-			return // shutting down: the next start settles it
-		}
-		log.Error().Err(err).Msg("could not settle an interrupted submit")
-		a.update(id, func(j *store.Job) {
-			j.Status = string(scheduler.StatusFailed)
-			j.Error = "agent stopped during submit and the outcome could not be settled: " + err.Error()
-			j.Done = true
-		})
-		return
-	}
-	log.Info().Str("scheduler_id", string(jobID)).Msg("interrupted submit settled")
-	a.update(id, func(j *store.Job) {
-		j.SchedulerID = string(jobID)
-		j.Status = string(scheduler.StatusPending)
-		j.Error = ""
-	})
-	a.ensurePoller(sshpool.Key{Identity: j.Identity, User: j.User})
 }

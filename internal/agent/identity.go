@@ -344,6 +344,12 @@ func (a *Agent) userSession(identityName, member string) (*session, error) {
 	a.idmu.RLock()
 	id, ok := a.ids[identityName]
 	cr := a.creds[credKey{identityName, member}]
+	var crErr error
+	var rec store.Credential
+	if cr != nil {
+		// loginOutcome rewrites cr.rec under idmu: copy it while holding the lock.
+		crErr, rec = cr.err, cr.rec
+	}
 	a.idmu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: identity %q is not configured", plugin.ErrNotFound, identityName)
@@ -351,10 +357,9 @@ func (a *Agent) userSession(identityName, member string) (*session, error) {
 	if cr == nil {
 		return nil, fmt.Errorf("%w: identity %q has no credential for user %q (missing credentials)", plugin.ErrFailedPrecondition, identityName, member)
 	}
-	if cr.err != nil {
-		return nil, fmt.Errorf("%w: identity %q user %q: credential unusable: %v", plugin.ErrFailedPrecondition, identityName, member, cr.err)
+	if crErr != nil {
+		return nil, fmt.Errorf("%w: identity %q user %q: credential unusable: %v", plugin.ErrFailedPrecondition, identityName, member, crErr)
 	}
-	rec := cr.rec
 	if rec.Held {
 		return nil, fmt.Errorf("%w: identity %q user %q: credential held after %d failed logins (last: %s); no login is attempted until it is updated (ferry creds edit)",
 			plugin.ErrFailedPrecondition, identityName, member, rec.Failures, rec.LastError)

@@ -287,6 +287,7 @@ func (a *Agent) collectExit(ctx context.Context, s *session, jobs []store.Job) {
 		return
 	}
 	grace := a.cfg.Poll.ExitCodeGrace.Duration
+	jobs = a.acctExits(ctx, s, jobs, files, grace)
 	for _, j := range jobs {
 		raw, hasExit := files[path.Join(j.Dir, scheduler.ExitCodeFile)]
 		_, began := files[path.Join(j.Dir, scheduler.BeginFile)]
@@ -310,6 +311,52 @@ func (a *Agent) collectExit(ctx context.Context, s *session, jobs []store.Job) {
 			a.finish(j.ID, nil, fmt.Sprintf("%s missing after %s and the scheduler reports no exit code: terminated for an unknown reason", scheduler.ExitCodeFile, grace))
 		}
 	}
+}
+
+// acctExits asks accounting, in one command, for the exit codes of jobs whose .exitcode is still
+// missing after the grace period and whose status query gave none (squeue lists a completed job
+// for a while after it ended, without its exit code). It returns jobs with their exit codes
+// filled in, and without those whose accounting query failed: they stay stale and wait for the
+// next poll rather than end as "unknown".
+func (a *Agent) acctExits(ctx context.Context, s *session, jobs []store.Job, files map[string][]byte, grace time.Duration) []store.Job {
+	acct, ok := s.id.sched.(scheduler.Accounting)
+	if !ok {
+		return jobs
+	}
+	var need []scheduler.JobID
+	for _, j := range jobs {
+		_, hasExit := files[path.Join(j.Dir, scheduler.ExitCodeFile)]
+		_, began := files[path.Join(j.Dir, scheduler.BeginFile)]
+		if !hasExit && (began || !j.Started.IsZero()) && j.AcctExit == nil && time.Since(j.FinalSeen) >= grace {
+			need = append(need, scheduler.JobID(j.SchedulerID))
+		}
+	}
+	if len(need) == 0 {
+		return jobs
+	}
+	states, err := a.query(ctx, s, need, acct.AccountingCommand(s.key.User, need), acct.ParseAccounting, a.cfg.Poll.CommandTimeout.Duration)
+	out := jobs[:0:0]
+	for _, j := range jobs {
+		asked := false
+		for _, id := range need {
+			asked = asked || id == scheduler.JobID(j.SchedulerID)
+		}
+		switch {
+		case !asked:
+			out = append(out, j)
+		case err != nil:
+			a.markStale([]store.Job{j}, fmt.Errorf("accounting query for the exit code failed: %w", err))
+		default:
+			if st, ok := states[scheduler.JobID(j.SchedulerID)]; ok && st.ExitCode != nil {
+				a.apply(j.ID, st)
+				a.mu.Lock()
+				j = *a.jobs[j.ID]
+				a.mu.Unlock()
+			}
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // finish records the exit code and ends tracking.

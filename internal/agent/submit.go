@@ -39,13 +39,15 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 		return plugin.Job{}, err
 	}
 	if req.Token != "" {
+		// One call at a time per token: a second concurrent call (a launcher retrying after its
+		// own timeout) is told to retry rather than racing the first into a second job.
+		ck := claimKey(req.Identity, req.User, req.Token)
+		if !a.claim(ck) {
+			return plugin.Job{}, errTokenBusy(req.Identity, req.User, req.Token)
+		}
+		defer a.release(ck)
 		if j, err := a.store.ByToken(req.Identity, req.User, req.Token); err == nil {
-			a.mu.Lock()
-			if c, ok := a.jobs[j.ID]; ok {
-				j = *c
-			}
-			a.mu.Unlock()
-			return toPlugin(&j), nil
+			return a.resubmitted(ctx, j)
 		}
 	}
 	id := newID()
@@ -56,6 +58,19 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 	dir, err := s.id.stager.Resolve(rel)
 	if err != nil {
 		return plugin.Job{}, fmt.Errorf("%w: identity %q user %q: %v", plugin.ErrInvalidArgument, req.Identity, req.User, err)
+	}
+	if req.Dir != "" {
+		// The work dir is shared by the identity's group: keep one task dir to one job at a time,
+		// and a member out of other members' task dirs (their scripts and .exitcode live there).
+		dk := "dir\x00" + req.Identity + "\x00" + dir
+		if !a.claim(dk) {
+			return plugin.Job{}, fmt.Errorf("%w: identity %q user %q: another submit into %s is in progress", plugin.ErrUnavailable, req.Identity, req.User, dir)
+		}
+		defer a.release(dk)
+		if err := a.dirFree(req.Identity, req.User, dir); err != nil {
+			a.audited(p, audit.ActionJobSubmit, req.Identity, req.User, "", err, "")
+			return plugin.Job{}, err
+		}
 	}
 	spec := scheduler.JobSpec{
 		Name: req.Name, Dir: dir, Token: req.Token, Env: req.Env,
@@ -103,11 +118,13 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 			code = plugin.ErrInvalidArgument
 		}
 		if errors.Is(err, sshpool.ErrOutcomeUnknown) {
-			// The job may exist: keep the record so a retry with the same token returns it.
+			// The job may exist: keep the record, and settle it in the background (adopt it if
+			// the scheduler has it, else submit it), so a retry with the same token returns it.
 			a.update(id, func(j *store.Job) {
 				j.Status = string(scheduler.StatusUnknown)
 				j.Error = "submit outcome unknown: " + err.Error()
 			})
+			a.startSettler(id)
 		} else {
 			// The submit certainly did not create a job: forget it, so a retry submits afresh.
 			a.forget(id)
@@ -141,7 +158,7 @@ func (a *Agent) doSubmit(ctx context.Context, s *session, spec scheduler.JobSpec
 	lookup, canLookup := s.id.sched.(scheduler.TokenLookup)
 	canLookup = canLookup && spec.Token != ""
 	if lookupFirst && !canLookup {
-		return "", fmt.Errorf("%w: the agent stopped during this submit and cannot look the job up without a token", sshpool.ErrOutcomeUnknown)
+		return "", fmt.Errorf("%w: %w: %w", sshpool.ErrOutcomeUnknown, errNoLookup, lastOr(spec.Token))
 	}
 	cmd := s.id.sched.SubmitCommand(spec)
 	var lastErr error
@@ -175,11 +192,84 @@ func (a *Agent) doSubmit(ctx context.Context, s *session, spec scheduler.JobSpec
 			continue
 		}
 		if res.ExitCode != 0 {
-			return "", fmt.Errorf("%w: %v", scheduler.ErrSubmitRejected, scheduler.NewCommandError(cmd, res))
+			cerr := scheduler.NewCommandError(cmd, res)
+			switch classify(s.id.sched, res) {
+			case scheduler.FailureUnavailable:
+				// The controller could not be reached: certainly no job. Retryable.
+				return "", fmt.Errorf("%w: %v", scheduler.ErrUnavailable, cerr)
+			case scheduler.FailureAmbiguous:
+				// The controller got the request and its answer was lost: look before retrying.
+				lastErr = fmt.Errorf("%w: %v", sshpool.ErrOutcomeUnknown, cerr)
+				if !canLookup {
+					return "", lastErr
+				}
+				continue
+			}
+			return "", fmt.Errorf("%w: %v", scheduler.ErrSubmitRejected, cerr)
 		}
-		return s.id.sched.ParseSubmit(res.Stdout)
+		id, perr := s.id.sched.ParseSubmit(res.Stdout)
+		if perr != nil && canLookup {
+			// The scheduler accepted something, but its answer is garbage: the job may exist.
+			lastErr = fmt.Errorf("%w: %w", sshpool.ErrOutcomeUnknown, perr)
+			continue
+		}
+		return id, perr
 	}
 	return "", fmt.Errorf("%w: %v", sshpool.ErrOutcomeUnknown, lastErr)
+}
+
+// dirFree refuses a task dir that belongs to another user's job, or to a live job of user's.
+func (a *Agent) dirFree(identity, user, dir string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, j := range a.jobs {
+		if j.Identity != identity || j.Dir != dir {
+			continue
+		}
+		if j.User != user {
+			return fmt.Errorf("%w: identity %q user %q: task dir %s belongs to job %s of user %q", plugin.ErrPermissionDenied, identity, user, dir, j.ID, j.User)
+		}
+		if !j.Done {
+			return fmt.Errorf("%w: identity %q user %q: task dir %s is in use by live job %s; use a new dir per task", plugin.ErrInvalidArgument, identity, user, dir, j.ID)
+		}
+	}
+	return nil
+}
+
+// classify reads a failed submit with the adapter's FailureClassifier, if it has one.
+func classify(sched scheduler.Scheduler, res scheduler.Result) scheduler.Failure {
+	if fc, ok := sched.(scheduler.FailureClassifier); ok {
+		return fc.ClassifyFailure(res)
+	}
+	return scheduler.FailureRejected
+}
+
+func lastOr(token string) error {
+	if token == "" {
+		return errors.New("the submit carried no token")
+	}
+	return errors.New("the scheduler adapter cannot look jobs up by token")
+}
+
+// resubmitted answers a Submit whose token already has a job: the job, once its submit is
+// settled; while it is not, one settling attempt within this call (the caller holds the claim).
+func (a *Agent) resubmitted(ctx context.Context, j store.Job) (plugin.Job, error) {
+	a.mu.Lock()
+	if c, ok := a.jobs[j.ID]; ok {
+		j = *c
+	}
+	a.mu.Unlock()
+	if unsettled(&j) {
+		if _, err := a.settleClaimed(ctx, j); err != nil {
+			return plugin.Job{}, fmt.Errorf("%w: submit job %q as %q on identity %q: the first submit's outcome is still unknown: %v", plugin.ErrUnavailable, j.Name, j.User, j.Identity, err)
+		}
+		a.mu.Lock()
+		if c, ok := a.jobs[j.ID]; ok {
+			j = *c
+		}
+		a.mu.Unlock()
+	}
+	return toPlugin(&j), nil
 }
 
 // lookupToken asks the scheduler for the user's job carrying token.

@@ -161,3 +161,23 @@ func appendIDs(argv []string, ids []scheduler.JobID) []string {
 	}
 	return argv
 }
+
+// ClassifyFailure reads a failed bsub. "LSF is down", "LIM is down" and a batch daemon that does
+// not respond (bsub gives up after its own retries) created no job; a timed-out request may have.
+func (l *LSF) ClassifyFailure(r scheduler.Result) scheduler.Failure {
+	return scheduler.Classify(r, lsfUnavailable, lsfAmbiguous)
+}
+
+var (
+	lsfUnavailable = []string{
+		"lsf is down",
+		"lim is down",
+		"batch system daemon not responding",
+		"cannot connect to lsf",
+		"connection refused",
+	}
+	lsfAmbiguous = []string{
+		"timed out",
+		"timeout",
+	}
+)

@@ -202,3 +202,27 @@ func appendIDs(argv []string, ids []scheduler.JobID) []string {
 	}
 	return argv
 }
+
+// ClassifyFailure reads a failed qsub. "cannot connect to server" (PBS Pro and Torque, with
+// errno 111 or 15010-range codes) and refused connections created no job; "Request timed out" and
+// "End of File" (the server closed the connection after reading the request) may have. Torque
+// here is often Slurm's Torque wrappers, whose qsub runs sbatch: Slurm's messages count too.
+func (c *core) ClassifyFailure(r scheduler.Result) scheduler.Failure {
+	return scheduler.Classify(r, pbsUnavailable, pbsAmbiguous)
+}
+
+var (
+	pbsUnavailable = []string{
+		"cannot connect to server",
+		"cannot connect to specified server",
+		"pbs_iff: cannot connect",
+		"connection refused",
+		"unable to contact slurm controller",
+	}
+	pbsAmbiguous = []string{
+		"request timed out",
+		"end of file",
+		"socket timed out on send/recv operation",
+		"zero bytes were transmitted or received",
+	}
+)

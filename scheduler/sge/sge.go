@@ -151,3 +151,23 @@ func (s *SGE) prog(name string) string {
 	}
 	return path.Join(s.cmdDir, name)
 }
+
+// ClassifyFailure reads a failed qsub. "unable to send message to qmaster" and "unable to contact
+// qmaster" (with commlib's "Connection refused") created no job; "failed receiving gdi request
+// response" means qmaster got the request and its answer was lost, so the job may exist.
+func (s *SGE) ClassifyFailure(r scheduler.Result) scheduler.Failure {
+	return scheduler.Classify(r, sgeUnavailable, sgeAmbiguous)
+}
+
+var (
+	sgeUnavailable = []string{
+		"unable to send message to qmaster",
+		"unable to contact qmaster",
+		"commlib error",
+		"connection refused",
+	}
+	sgeAmbiguous = []string{
+		"failed receiving gdi request response",
+		"timed out",
+	}
+)

@@ -132,3 +132,25 @@ func (s *Slurm) CancelCommand(ids []scheduler.JobID) scheduler.Command {
 	}
 	return scheduler.Command{Argv: argv}
 }
+
+// ClassifyFailure reads a failed sbatch. "Unable to contact slurm controller" (sbatch has already
+// retried for its MessageTimeout) and refused connections created no job; "Socket timed out on
+// send/recv operation" and "Zero Bytes were transmitted or received" mean the controller got the
+// request and its answer was lost, so the job may exist (the established executor resubmits on
+// these, which is how it duplicates jobs).
+func (s *Slurm) ClassifyFailure(r scheduler.Result) scheduler.Failure {
+	return scheduler.Classify(r, slurmUnavailable, slurmAmbiguous)
+}
+
+var (
+	slurmUnavailable = []string{
+		"unable to contact slurm controller",
+		"connection refused",
+		"slurm temporarily unable to accept job",
+		"resource temporarily unavailable",
+	}
+	slurmAmbiguous = []string{
+		"socket timed out on send/recv operation",
+		"zero bytes were transmitted or received",
+	}
+)
