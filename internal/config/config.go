@@ -95,7 +95,10 @@ type Poll struct {
 	// (0 disables batching); SubmitBatchMax caps a batch.
 	SubmitBatchWindow Duration `toml:"submit_batch_window"`
 	SubmitBatchMax    int      `toml:"submit_batch_max"`
-	SignalLead        Duration `toml:"signal_lead"`
+	// SubmitParallel caps the submit commands of one member running at once on the login node
+	// (within a batch, and batches in flight).
+	SubmitParallel int      `toml:"submit_parallel"`
+	SignalLead     Duration `toml:"signal_lead"`
 }
 
 // Stage configures file staging.
@@ -169,6 +172,7 @@ func Default() Config {
 			SubmitTimeout:     Duration{60 * time.Second},
 			SubmitBatchWindow: Duration{20 * time.Millisecond},
 			SubmitBatchMax:    50,
+			SubmitParallel:    4,
 			SignalLead:        Duration{30 * time.Second},
 		},
 		Stage:  Stage{FileMode: "0664", DirMode: "2775"},
@@ -248,6 +252,7 @@ func (c Config) Validate() error {
 	positive("pool.max_dials_per_host", c.Pool.MaxDialsPerHost)
 	positive("poll.cancel_batch", c.Poll.CancelBatch)
 	positive("poll.submit_batch_max", c.Poll.SubmitBatchMax)
+	positive("poll.submit_parallel", c.Poll.SubmitParallel)
 	if c.Poll.SubmitBatchWindow.Duration < 0 {
 		bad("poll.submit_batch_window", "must not be negative")
 	}
@@ -381,9 +386,9 @@ func ParseMode(s string) (uint32, error) {
 			return 0, fmt.Errorf("mode %q is not octal", s)
 		}
 		m = m*8 + uint32(r-'0')
-	}
-	if m > 0o7777 {
-		return 0, fmt.Errorf("mode %q is too large", s)
+		if m > 0o7777 { // checked per digit: a long string must not wrap around to a small mode
+			return 0, fmt.Errorf("mode %q is too large: at most 07777", s)
+		}
 	}
 	return m, nil
 }
