@@ -8,7 +8,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/ferry
@@ -27,8 +27,20 @@ demo: cluster-up build ## Run a small workflow through Ferry as several users on
 	scripts/demo
 
 .PHONY: test
-test: cluster-up lint ## Everything, from nothing: cluster up, vet, unit + integration tests with -race
+test: cluster-up lint ## Everything, from nothing: cluster up, vet, unit + integration + fault tests with -race
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory faults-exclusive
+
+# The fault tests that stop the shared slurmctld or flood the shared Slurm run alone, after the rest.
+EXCLUSIVE_FAULTS := ^(TestSlurmctldStoppedFor60s|TestLoad3Users500Jobs)$$
+
+.PHONY: faults-exclusive
+faults-exclusive: ## Fault tests that disturb the whole cluster (slurmctld stopped, 1,500-job load), run alone
+	FERRY_FAULTS_EXCLUSIVE=1 $(GO) test -race -count=1 -timeout 15m -run '$(EXCLUSIVE_FAULTS)' ./internal/faults/
+
+.PHONY: soak
+soak: cluster-up ## The load test alone, verbose (3 users x 500 jobs through the plugin)
+	FERRY_SOAK=1 $(GO) test -race -count=1 -timeout 30m -run '^TestLoad3Users500Jobs$$' -v ./internal/faults/
 
 .PHONY: unit
 unit: ## Unit tests only (integration tests skip without the cluster)

@@ -116,7 +116,7 @@ func (a *Agent) runBatch(k sshpool.Key, batch []submitReq) {
 		batch[0].res <- submitRes{r, err}
 		return
 	}
-	script, nonce, err := batchScript(batch)
+	script, nonce, err := batchScript(batch, a.cfg.Poll.SubmitParallel)
 	if err != nil {
 		fail(err)
 		return
@@ -149,24 +149,41 @@ func (a *Agent) runBatch(k sshpool.Key, batch []submitReq) {
 	}
 }
 
-// batchScript renders the batch for /bin/sh: each command in a subshell between markers carrying a
-// random nonce, so no command's output can fake another's result.
-func batchScript(batch []submitReq) (string, string, error) {
+// batchScript renders the batch for /bin/sh. The commands run parallel at a time, each in a
+// subshell with its output and exit status kept in a private temporary directory; then the
+// script prints each command's output between markers carrying a random nonce, so no command's
+// output can fake another's result. A command whose status file is missing (the script was
+// killed first) reports no exit status: its outcome is unknown.
+func batchScript(batch []submitReq, parallel int) (string, string, error) {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	nonce := hex.EncodeToString(rnd[:])
+	parallel = max(parallel, 1)
 	var b strings.Builder
+	b.WriteString("ferry_d=$(mktemp -d \"${TMPDIR:-/tmp}/ferry-batch.XXXXXX\") || exit 97\n")
+	b.WriteString("trap 'rm -rf \"$ferry_d\"' EXIT\n")
 	for i, r := range batch {
 		line, err := scheduler.CommandLine(r.cmd)
 		if err != nil {
 			return "", "", err
 		}
-		fmt.Fprintf(&b, "echo '@@ferry-%s-begin %d'; echo '@@ferry-%s-begin %d' >&2\n", nonce, i, nonce, i)
-		// The end markers start on a line of their own even after output without a final newline:
-		// splitBatch drops the newline added here.
-		fmt.Fprintf(&b, "( %s ) </dev/null\n", line)
-		fmt.Fprintf(&b, "ferry_rc=$?; printf '\\n@@ferry-%s-end %d %%s\\n' \"$ferry_rc\"; printf '\\n@@ferry-%s-end %d\\n' >&2\n", nonce, i, nonce, i)
+		fmt.Fprintf(&b, "( ( %s ) </dev/null >\"$ferry_d/%d.o\" 2>\"$ferry_d/%d.e\"; echo $? >\"$ferry_d/%d.c\" ) &\n", line, i, i, i)
+		if (i+1)%parallel == 0 {
+			b.WriteString("wait\n")
+		}
 	}
+	b.WriteString("wait\n")
+	// The end markers start on a line of their own even after output without a final newline:
+	// splitBatch drops the newline added here.
+	fmt.Fprintf(&b, `ferry_i=0
+while [ "$ferry_i" -lt %d ]; do
+  echo "@@ferry-%s-begin $ferry_i"; echo "@@ferry-%s-begin $ferry_i" >&2
+  cat "$ferry_d/$ferry_i.o"; cat "$ferry_d/$ferry_i.e" >&2
+  ferry_rc=; [ -f "$ferry_d/$ferry_i.c" ] && read ferry_rc <"$ferry_d/$ferry_i.c"
+  printf '\n@@ferry-%s-end %%s %%s\n' "$ferry_i" "$ferry_rc"; printf '\n@@ferry-%s-end %%s\n' "$ferry_i" >&2
+  ferry_i=$((ferry_i + 1))
+done
+`, len(batch), nonce, nonce, nonce, nonce)
 	return b.String(), nonce, nil
 }
 

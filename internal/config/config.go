@@ -95,8 +95,8 @@ type Poll struct {
 	// (0 disables batching); SubmitBatchMax caps a batch.
 	SubmitBatchWindow Duration `toml:"submit_batch_window"`
 	SubmitBatchMax    int      `toml:"submit_batch_max"`
-	// SubmitParallel caps the submit commands of one member running at once on the login node
-	// (within a batch, and batches in flight).
+	// SubmitParallel caps the submit commands of one member running at once on the login node:
+	// a batch runs its commands this many at a time, one batch per member at a time.
 	SubmitParallel int      `toml:"submit_parallel"`
 	SignalLead     Duration `toml:"signal_lead"`
 }
