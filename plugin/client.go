@@ -193,8 +193,8 @@ func newGRPCClient(conn *grpc.ClientConn) *grpcClient {
 	closed := new(atomic.Bool)
 	return &grpcClient{
 		conn:   conn,
-		rpc:    ferryv1.NewFerryClient(conn),
-		admin:  &grpcAdminClient{rpc: ferryv1.NewFerryAdminClient(conn), closed: closed},
+		rpc:    ferryv1.NewFerryClient(checkedConn{conn}),
+		admin:  &grpcAdminClient{rpc: ferryv1.NewFerryAdminClient(checkedConn{conn}), closed: closed},
 		closed: closed,
 	}
 }
