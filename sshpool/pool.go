@@ -43,6 +43,9 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxOutput bounds the stdout (and separately stderr) kept from one command. Default 64 MiB.
 	MaxOutput int
+	// NoDispatcher turns off the one-round-trip command path (see dispatcher): every command then
+	// opens a session of its own. The dispatcher keeps one session slot per connection.
+	NoDispatcher bool
 }
 
 // Defaults returns the default options.
@@ -262,6 +265,10 @@ type Stats struct {
 	Dials        int64
 	DialFailures int64
 	LastError    string
+	// Dispatched counts commands run on a dispatcher (one round trip); ExecSessions counts
+	// sessions opened for one command each.
+	Dispatched   int64
+	ExecSessions int64
 }
 
 // Pool is the set of connections for one (identity, user). Exec and SFTP lease a session slot on a
@@ -274,24 +281,41 @@ type Pool struct {
 	dialSem *dialGate
 	dialer  func(ctx context.Context, network, addr string) (net.Conn, error)
 
-	mu        sync.Mutex // guards everything below
-	conns     []*conn
-	dialing   int
-	waiters   int
-	wake      chan struct{} // closed and replaced to wake waiters
-	closed    bool
-	dials     int64
-	dialFails int64
-	lastErr   string
+	mu                       sync.Mutex // guards everything below
+	conns                    []*conn
+	dialing                  int
+	waiters                  int
+	wake                     chan struct{} // closed and replaced to wake waiters
+	closed                   bool
+	dials                    int64
+	dialFails                int64
+	lastErr                  string
+	dispatched, execSessions int64
 }
 
 type conn struct {
 	client   *ssh.Client
-	sessions int       // in use; guarded by Pool.mu
+	sessions int       // slots taken, the dispatcher's included; guarded by Pool.mu
 	limit    int       // learned session cap (MaxSessions); guarded by Pool.mu
 	lastUsed time.Time // guarded by Pool.mu
 	dead     bool      // guarded by Pool.mu
 	done     chan struct{}
+
+	// The dispatcher (one-round-trip commands), guarded by Pool.mu. While it exists it holds one of
+	// the connection's session slots (counted in sessions).
+	disp         *dispatcher
+	dispBusy     bool // a command is running on it
+	dispStarting bool // a caller is opening it
+}
+
+// inUse is the number of sessions doing work on c: an idle dispatcher does not count, so that
+// an otherwise idle connection is still reaped. p.mu must be held.
+func (c *conn) inUse() int {
+	n := c.sessions
+	if c.disp != nil && !c.dispBusy {
+		n--
+	}
+	return n
 }
 
 func (p *Pool) sameTarget(t Target) bool { return sameTarget(p.target, t) }
@@ -321,9 +345,10 @@ func (p *Pool) Key() Key { return p.key }
 func (p *Pool) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := Stats{Key: p.key, Conns: len(p.conns), Waiters: p.waiters, Dials: p.dials, DialFailures: p.dialFails, LastError: p.lastErr}
+	s := Stats{Key: p.key, Conns: len(p.conns), Waiters: p.waiters, Dials: p.dials, DialFailures: p.dialFails, LastError: p.lastErr,
+		Dispatched: p.dispatched, ExecSessions: p.execSessions}
 	for _, c := range p.conns {
-		s.Sessions += c.sessions
+		s.Sessions += c.inUse()
 	}
 	return s
 }
@@ -638,7 +663,7 @@ func (p *Pool) keepalive(c *conn) {
 		case <-tick.C:
 		}
 		p.mu.Lock()
-		idle := c.sessions == 0 && time.Since(c.lastUsed) > p.opts.IdleTimeout
+		idle := c.inUse() == 0 && time.Since(c.lastUsed) > p.opts.IdleTimeout
 		p.mu.Unlock()
 		if idle {
 			p.evict(c, "")
@@ -686,6 +711,11 @@ type Result struct {
 // not have run (connection lost, ctx ended): callers must treat the outcome as unknown. On ctx end
 // the remote command is signalled and its session closed.
 func (p *Pool) Exec(ctx context.Context, cmdline string, stdin []byte) (Result, error) {
+	if !p.opts.NoDispatcher && dispatchable(stdin) {
+		if res, err, ok := p.execDispatch(ctx, cmdline, stdin); ok {
+			return res, err
+		}
+	}
 	var lastErr error
 	for broken := 0; broken < 3; {
 		c, err := p.acquire(ctx)
@@ -712,6 +742,9 @@ func (p *Pool) Exec(ctx context.Context, cmdline string, stdin []byte) (Result, 
 			broken++
 			continue
 		}
+		p.mu.Lock()
+		p.execSessions++
+		p.mu.Unlock()
 		res, err := p.run(ctx, c, sess, cmdline, stdin)
 		p.release(c)
 		return res, err
@@ -758,6 +791,79 @@ func (p *Pool) run(ctx context.Context, c *conn, sess *ssh.Session, cmdline stri
 	case <-c.done:
 		return Result{}, p.errorf("%w: %w: connection lost", ErrOutcomeUnknown, ErrUnreachable)
 	}
+}
+
+// execDispatch runs the command on an idle dispatcher, opening one on a connection that has none
+// (with a session slot acquired for it). ok is false when no dispatcher could take the command:
+// the caller then opens a session for it.
+func (p *Pool) execDispatch(ctx context.Context, cmdline string, stdin []byte) (Result, error, bool) {
+	p.mu.Lock()
+	for _, c := range p.conns {
+		if !c.dead && c.disp != nil && !c.dispBusy {
+			c.dispBusy = true
+			c.lastUsed = time.Now()
+			p.mu.Unlock()
+			res, err := p.runDispatch(ctx, c, cmdline, stdin)
+			if errors.Is(err, errNotSent) {
+				return Result{}, nil, false
+			}
+			return res, err, true
+		}
+	}
+	p.mu.Unlock()
+	c, err := p.acquire(ctx)
+	if err != nil {
+		return Result{}, err, true
+	}
+	p.mu.Lock()
+	if c.dead || c.disp != nil || c.dispStarting {
+		p.mu.Unlock()
+		p.release(c)
+		return Result{}, nil, false
+	}
+	c.dispStarting = true
+	p.mu.Unlock()
+	d, err := startDispatcher(c.client)
+	p.mu.Lock()
+	c.dispStarting = false
+	if err != nil {
+		p.mu.Unlock()
+		p.release(c)
+		p.log.Debug().Err(err).Msg("command dispatcher not started; using a session per command")
+		return Result{}, nil, false
+	}
+	// The slot acquired above now belongs to the dispatcher.
+	c.disp, c.dispBusy = d, true
+	p.mu.Unlock()
+	res, err := p.runDispatch(ctx, c, cmdline, stdin)
+	if errors.Is(err, errNotSent) {
+		return Result{}, nil, false
+	}
+	return res, err, true
+}
+
+// runDispatch runs one command on c's dispatcher, which the caller marked busy. A failed
+// dispatcher is closed and its slot freed; the next command opens a new one.
+func (p *Pool) runDispatch(ctx context.Context, c *conn, cmdline string, stdin []byte) (Result, error) {
+	d := c.disp
+	res, err := d.run(ctx, c.done, cmdline, stdin, p.opts.MaxOutput)
+	p.mu.Lock()
+	c.dispBusy = false
+	c.lastUsed = time.Now()
+	if !errors.Is(err, errNotSent) {
+		p.dispatched++
+	}
+	if err != nil {
+		c.disp = nil
+		c.sessions--
+	}
+	p.broadcastLocked()
+	p.mu.Unlock()
+	if err != nil {
+		d.close()
+		return Result{}, p.errorf("%w", err)
+	}
+	return res, nil
 }
 
 type limitedBuffer struct {

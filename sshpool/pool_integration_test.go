@@ -73,14 +73,17 @@ func TestQuotingThroughLoginShells(t *testing.T) {
 	args := []string{"plain", "", "two words", "it's", `"dq"`, "$(id)", "`id`", "a;b", "a&&b", "a|b", "*", "?",
 		"-n", "--", "=1", "=-", "=x", `back\slash`, "tab\there", "ünïcödé", "$HOME", "${x}", "~", "a>b", "<in", "#hash", "%1", "{a,b}", "[ab]", "'", "''"}
 	for _, name := range []string{"alice", "carol"} {
-		t.Run(name, func(t *testing.T) {
-			_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: name}, target(t, c, name))
-			for _, a := range args {
-				res := run(t, p, "printf", "[%s]", a)
-				require.Equal(t, 0, res.ExitCode, "arg %q: %s", a, res.Stderr)
-				require.Equal(t, "["+a+"]", string(res.Stdout), "arg %q", a)
-			}
-		})
+		for _, noDisp := range []bool{true, false} {
+			path := map[bool]string{true: "session", false: "dispatcher"}[noDisp]
+			t.Run(name+"/"+path, func(t *testing.T) {
+				_, p := newPool(t, sshpool.Options{NoDispatcher: noDisp}, sshpool.Key{Identity: "local", User: name}, target(t, c, name))
+				for _, a := range args {
+					res := run(t, p, "printf", "[%s]", a)
+					require.Equal(t, 0, res.ExitCode, "arg %q: %s", a, res.Stderr)
+					require.Equal(t, "["+a+"]", string(res.Stdout), "arg %q", a)
+				}
+			})
+		}
 	}
 }
 

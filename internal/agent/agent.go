@@ -104,6 +104,7 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 		KeepaliveInterval:  cfg.Pool.KeepaliveInterval.Duration,
 		KeepaliveTimeout:   cfg.Pool.KeepaliveTimeout.Duration,
 		IdleTimeout:        cfg.Pool.IdleTimeout.Duration,
+		NoDispatcher:       !cfg.Pool.Dispatcher,
 	}, log)
 	fileMode, _ := config.ParseMode(cfg.Stage.FileMode)
 	dirMode, _ := config.ParseMode(cfg.Stage.DirMode)

@@ -81,6 +81,8 @@ type Pool struct {
 	KeepaliveInterval  Duration `toml:"keepalive_interval"`
 	KeepaliveTimeout   Duration `toml:"keepalive_timeout"`
 	IdleTimeout        Duration `toml:"idle_timeout"`
+	// Dispatcher keeps one shell per connection that runs commands in one round trip each.
+	Dispatcher bool `toml:"dispatcher"`
 }
 
 // Poll configures status polling and exit-code collection.
@@ -162,6 +164,7 @@ func Default() Config {
 			KeepaliveInterval:  Duration{15 * time.Second},
 			KeepaliveTimeout:   Duration{10 * time.Second},
 			IdleTimeout:        Duration{5 * time.Minute},
+			Dispatcher:         true,
 		},
 		Poll: Poll{
 			Interval:          Duration{5 * time.Second},

@@ -363,6 +363,12 @@ func scancelTokens(since time.Time, tasks []*task) {
 // checks, independent of the agent under test).
 func userPool(t *testing.T, c *testcluster.Cluster, user string) *sshpool.Pool {
 	t.Helper()
+	return userPoolOpts(t, c, user, sshpool.Options{})
+}
+
+// userPoolOpts is userPool with pool options.
+func userPoolOpts(t *testing.T, c *testcluster.Cluster, user string, opts sshpool.Options) *sshpool.Pool {
+	t.Helper()
 	u := c.User(t, user)
 	pem, err := os.ReadFile(u.Key)
 	require.NoError(t, err)
@@ -370,7 +376,7 @@ func userPool(t *testing.T, c *testcluster.Cluster, user string) *sshpool.Pool {
 	require.NoError(t, err)
 	hk, err := sshpool.ParseKnownHosts(c.KnownHosts)
 	require.NoError(t, err)
-	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
+	m := sshpool.NewManager(opts, zerolog.Nop())
 	t.Cleanup(m.Close)
 	p, err := m.Pool(sshpool.Key{Identity: "faults-check", User: user}, sshpool.Target{Host: c.Host, Port: c.Port, HostKeys: hk, User: user, Signer: signer})
 	require.NoError(t, err)

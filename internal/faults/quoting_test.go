@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryhpc/ferry/internal/testcluster"
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/sshpool"
 )
 
 // quoteAlphabet weights what a random argument is made of: shell syntax of every family (sh,
@@ -56,11 +57,22 @@ func TestQuotingPropertyThroughLoginShells(t *testing.T) {
 	t.Logf("seed %d (replay with FERRY_QUOTE_SEED=%d)", seed, seed)
 	const commands, perCommand = 60, 10
 
-	for _, user := range []string{"alice", "carol"} {
-		t.Run(user, func(t *testing.T) {
+	for _, tc := range []struct {
+		user, path string
+		opts       sshpool.Options
+	}{
+		// A command runs on the pool's dispatcher (/bin/sh started by the login shell) when it is
+		// free, else on a session of its own (the login shell itself): both must deliver the argv.
+		{"alice", "session", sshpool.Options{NoDispatcher: true}},
+		{"alice", "dispatcher", sshpool.Options{}},
+		{"carol", "session", sshpool.Options{NoDispatcher: true}},
+		{"carol", "dispatcher", sshpool.Options{}},
+	} {
+		user := tc.user
+		t.Run(user+"/"+tc.path, func(t *testing.T) {
 			t.Parallel()
 			r := rand.New(rand.NewPCG(seed, uint64(len(user))))
-			p := userPool(t, c, user)
+			p := userPoolOpts(t, c, user, tc.opts)
 			sent := 0
 			for i := 0; i < commands; i++ {
 				args := make([]string, 0, perCommand)
@@ -104,7 +116,7 @@ func TestQuotingPropertyThroughLoginShells(t *testing.T) {
 				}
 				sent += len(args)
 			}
-			t.Logf("%s: %d random arguments in %d commands arrived intact", user, sent, commands)
+			t.Logf("%s (%s): %d random arguments in %d commands arrived intact", user, tc.path, sent, commands)
 		})
 	}
 }
