@@ -378,8 +378,9 @@ func (a *Agent) finish(id string, code *int, note string) {
 		case code != nil && *code != 0 && st == scheduler.StatusCompleted:
 			j.Status = string(scheduler.StatusFailed)
 		}
-		if j.CancelRequested && scheduler.Status(j.Status) != scheduler.StatusCompleted && scheduler.Status(j.Status) != scheduler.StatusTimeout {
-			// Ferry cancelled it; Grid Engine, for one, reports such a job as failed.
+		if j.CancelRequested && (code == nil || (scheduler.Status(j.Status) != scheduler.StatusCompleted && scheduler.Status(j.Status) != scheduler.StatusTimeout)) {
+			// Ferry cancelled it. Grid Engine, for one, reports such a job as failed, and Torque as
+			// completed (C) when it was cancelled before its wrapper started (no exit code).
 			j.Status = string(scheduler.StatusCancelled)
 		}
 		if j.Reason == "waiting for "+scheduler.ExitCodeFile {
