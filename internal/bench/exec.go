@@ -137,29 +137,21 @@ func RunExec(ctx context.Context, e *Env, ep Endpoint, o ExecOptions) Result {
 	r.Checks = append(r.Checks, Check{
 		Key: "ratio_vs_controlmaster", Desc: "Ferry time / ControlMaster time", Value: round(ratio(fm, cmm)),
 		Op: "<=", Limit: 0.7, Unit: "x",
-		Why: "sshpool.Pool.Exec opens a new session per command on the pooled connection and waits " +
-			"for the login node twice: the channel-open confirmation (NewSession), then the exec reply, " +
-			"which arrives with the exit status and the channel close. That is 2 round trips, the same " +
-			"as `ssh -S`, whose extra cost is local (starting an ssh process, the mux handshake: a few " +
-			"ms). Through +10 ms both carry the same 20 ms, so the ratio tends to (20 + Ferry's ms) / " +
-			"(20 + ssh's ms) however cheap Ferry's side gets; how far below 1 it lands depends on how " +
-			"slowly the loaded machine starts processes.",
-		Plan: "A 1-round-trip command path: keep one long-lived session per pooled connection running a " +
-			"small dispatcher (`sh` reading length-prefixed command lines built by scheduler.CommandLine " +
-			"and stdin, writing back exit code and output), used for scheduler commands, with a session " +
-			"per command as the fallback. SSH cannot send the exec request before the channel is " +
-			"confirmed, so with one session per command nothing cheaper than 2 round trips exists. " +
-			"Batching the commands of a poll or submit window (issue 5, item 2) cuts the count instead.",
+		Why: "sshpool.Pool.Exec writes the command to the connection's dispatcher shell (one " +
+			"round trip: the command goes out, its output and end marker come back), where `ssh -S` " +
+			"costs a local ssh process and mux handshake plus two round trips (session open, then " +
+			"exec). A miss here means the dispatcher was not used (busy, or pool.dispatcher off) or " +
+			"the loaded machine was slow to run the remote shell.",
+		Plan: "Check ferry pools' dispatched counts for the run; profile the remote side.",
 	}, Check{
 		Key: "speedup_vs_fresh", Desc: "fresh ssh time / Ferry time", Value: round(ratio(frm, fm)),
 		Op: ">=", Limit: 30, Unit: "x",
 		Why: "A fresh OpenSSH login costs a key exchange and authentication, about 8 round trips " +
-			"plus the sntrup761x25519 key exchange's CPU; a warm Ferry command costs 2 round trips " +
-			"plus a few ms. On loopback that is far over 30x; at +10 ms the 20 ms floor of Ferry's " +
-			"2 round trips caps the ratio at roughly fresh / 25 ms. 30x at +10 ms needs about 1 round " +
-			"trip per command.",
-		Plan: "A 1-round-trip command path: one long-lived dispatcher session per pooled connection " +
-			"that runs the command lines it reads on stdin (see the ControlMaster ratio's plan).",
+			"plus the key exchange's CPU; a warm Ferry command costs 1 round trip on the dispatcher " +
+			"plus about 1-2 ms. At +10 ms that floor of one round trip caps the ratio at roughly " +
+			"fresh / 11 ms, which lands near 30x when a fresh login is fast (an idle machine).",
+		Plan: "Nothing cheaper than one round trip exists for a command whose answer is needed; " +
+			"batching several commands into one exchange (as submits are) is the remaining lever.",
 	})
 	return r
 }

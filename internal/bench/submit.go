@@ -221,23 +221,23 @@ func RunSubmit(ctx context.Context, e *Env, ferryBin string, eps []Endpoint, o S
 
 // submitWhy and submitPlan explain a missed submit target (see docs/benchmarks.md).
 const (
-	submitWhy = "Each user's submits are serialised on the login node. The agent batches them " +
-		"(internal/agent/batch.go): submits of one user arriving within poll.submit_batch_window go " +
-		"out as one `/bin/sh -s` exec of up to poll.submit_batch_max commands, which saves the round " +
-		"trips (see remote_execs), but the batch script runs its sbatch commands one after another and " +
-		"batchLoop runs one batch at a time per user, so a user's burst is as serial as the baseline's " +
-		"loop minus its per-command ssh overhead, and with three users at most three sbatch run at " +
-		"once. sbatch itself (process start, munge credential, RPC to slurmctld) costs tens of ms on " +
-		"this loaded machine and dominates, on loopback and at +10 ms alike; run concurrently, sbatch " +
-		"calls took well under half as long each in a probe during development. Staging adds work " +
-		"besides: stage.WriteFiles writes .command.sh and .command.run in one SFTP session, but with " +
-		"about 28 round trips per job (session open; per file a realpath and an lstat per path " +
-		"component, the task dir's stat/mkdir/chmod, then open, fsetstat, write, close, rename), " +
-		"overlapped across jobs; each Submit also persists the job twice (bbolt, fsync each)."
-	submitPlan = "Run a batch's sbatch commands concurrently (each subshell in the background, then " +
-		"wait; the per-command markers already keep outputs apart), or split a batch over the pool's " +
-		"sessions, and let the next batch start while one runs, with a per-user cap on sbatch in " +
-		"flight to stay kind to slurmctld. Then trim staging: no lstat walk below the task dir the " +
-		"agent itself creates, the fsetstat pipelined with the write, or both files sent on the stdin " +
-		"of the batch exec."
+	submitWhy = "Ferry does more per job than the baseline, and the rest is Slurm's. The baseline " +
+		"submits `sbatch --wrap true` and stages nothing; each Ferry Submit writes the task and its " +
+		"wrapper over SFTP (stage.WriteFiles: an SFTP session opened per call, so a session open and " +
+		"an sftp-server process on the login node per job, then a dozen or so SFTP round trips, " +
+		"overlapped across jobs) and persists the job twice in bbolt. The sbatch commands themselves " +
+		"go out batched (poll.submit_batch_window), one round trip per batch on the pool's dispatcher " +
+		"(see remote_execs), poll.submit_parallel (4) at a time per user. On this 2-CPU machine the " +
+		"login node, slurmctld, slurmd and the jobs themselves share the cores with both sides: a " +
+		"perf sample during a run put about a third of all CPU in slurmstepd (the submitted jobs " +
+		"running) and under 3% in the agent, so Slurm's per-job cost sets both sides' pace, and the " +
+		"baseline's per-job time moved between 32 and 98 ms from one run to the next with the " +
+		"machine's load. At +10 ms the baseline pays 2 round trips per job and Ferry a few per batch, " +
+		"but Ferry's per-job staging round trips remain."
+	submitPlan = "Cut what Ferry adds per job: keep idle SFTP clients per pooled connection for " +
+		"reuse (no session open or sftp-server start per Submit; needs a way for stage to hand back a " +
+		"client it had to close on cancellation), skip the lstat walk below the task dir the agent " +
+		"creates itself, and write the two files in one pass; coalesce the two bbolt writes per " +
+		"Submit across concurrent calls (bbolt Batch). Measure on a machine where the jobs do not run " +
+		"on the submitting cores before chasing the rest."
 )
