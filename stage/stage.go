@@ -1,9 +1,13 @@
 // Package stage copies files between the agent's host and a managed identity's work directory over
 // SFTP. Paths are confined to the work dir, files are written atomically (temporary name, then
 // rename) with an explicit group-writable mode, and directories inherit the work dir's setgid group.
+// A tree moves many files at once on its one SFTP session (Options.Concurrency), so a tree of small
+// files costs a few round trips per batch of files rather than per file.
 package stage
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,7 +18,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pkg/sftp"
 )
@@ -34,7 +42,16 @@ type Options struct {
 	FileMode os.FileMode
 	// DirMode is the mode of created directories. Default 0775 plus setgid (drwxrwsr-x), so new entries keep the group.
 	DirMode os.FileMode
+	// Concurrency is how many files (and directories) Upload and Download of a tree move at once
+	// on their one SFTP session, whose requests pkg/sftp multiplexes. Default 64: through 10 ms of
+	// round-trip time a tree of 2,000 small files takes about 1.5 s rather than a minute. Each file
+	// in flight holds one SFTP handle on the server (and, over 32 KiB, up to 64 writes of 32 KiB),
+	// so lower it if the server refuses to open more files at once; 1 moves one file at a time.
+	Concurrency int
 }
+
+// defaultConcurrency is Options.Concurrency's default.
+const defaultConcurrency = 64
 
 func (o Options) withDefaults() Options {
 	if o.FileMode == 0 {
@@ -42,6 +59,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DirMode == 0 {
 		o.DirMode = 0o775 | os.ModeSetgid
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = defaultConcurrency
 	}
 	return o
 }
@@ -124,20 +144,83 @@ type Result struct {
 	Bytes int64
 }
 
-// withClient leases an SFTP session and closes it if ctx ends mid-operation (SFTP calls have no ctx).
-func withClient(ctx context.Context, l Leaser, fn func(cl *sftp.Client) error) error {
+// cancelGrace is how long a cancelled call that writes remote temporaries keeps its SFTP session
+// open, so that the work in flight stops at its next request and removes its temporary. On a live
+// connection that takes a round trip or two; on a dead one the session is closed after cancelGrace,
+// which bounds the wait but may leave the temporaries of the files in flight behind.
+const cancelGrace = 2 * time.Second
+
+// withClient leases an SFTP session for fn. SFTP calls take no ctx, so when ctx ends the session is
+// closed under fn: at once when grace is 0, else after grace (see cancelGrace), so fn should check
+// ctx between requests. When ctx has ended, withClient returns ctx's error.
+func withClient(ctx context.Context, l Leaser, grace time.Duration, fn func(cl *sftp.Client) error) error {
 	cl, release, err := l.SFTP(ctx, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true))
 	if err != nil {
 		return err
 	}
 	defer release()
-	stop := context.AfterFunc(ctx, func() { _ = cl.Close() })
-	defer stop()
+	done, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		if grace > 0 {
+			t := time.NewTimer(grace)
+			defer t.Stop()
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+		_ = cl.Close()
+	}()
 	err = fn(cl)
+	close(done)
+	<-watched
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return err
+}
+
+// parallel calls fn(ctx, i) for every i in [0, n), at most limit at a time. The first error cancels
+// the ctx of the calls in flight, starts no more, and is returned once every call has returned.
+// When ctx ends first, no more calls start and parallel returns ctx's error.
+func parallel(ctx context.Context, limit, n int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next  atomic.Int64
+		once  sync.Once
+		first error // set once, before cancel, by the first call that fails
+		wg    sync.WaitGroup
+	)
+	for range min(max(limit, 1), n) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					once.Do(func() {
+						first = err
+						cancel()
+					})
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
 }
 
 // MkdirAll creates rel (and parents) inside the work dir with DirMode.
@@ -146,7 +229,7 @@ func (s *Stager) MkdirAll(ctx context.Context, l Leaser, rel string) (string, er
 	if err != nil {
 		return "", err
 	}
-	err = withClient(ctx, l, func(cl *sftp.Client) error {
+	err = withClient(ctx, l, 0, func(cl *sftp.Client) error {
 		if err := s.confine(cl, abs); err != nil {
 			return err
 		}
@@ -184,6 +267,57 @@ func (s *Stager) mkdirAll(cl *sftp.Client, abs string) error {
 	return nil
 }
 
+// mkdir creates abs, whose parent exists, with DirMode: a mkdir and a chmod, where mkdirAll first
+// stats. A directory that exists already is kept as it is (mkdirAll does not chmod one either); a
+// symlink there is followed only if it stays inside the work dir, as confine requires of the root.
+func (s *Stager) mkdir(cl *sftp.Client, abs string) error {
+	if err := cl.Mkdir(abs); err != nil {
+		fi, err2 := cl.Lstat(abs)
+		if err2 != nil {
+			return fmt.Errorf("mkdir %q: %w", abs, err)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if err := s.confine(cl, abs); err != nil {
+				return err
+			}
+			if fi, err2 = cl.Stat(abs); err2 != nil {
+				return fmt.Errorf("stat %q: %w", abs, err2)
+			}
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%q exists and is not a directory", abs)
+		}
+		return nil
+	}
+	if err := cl.Chmod(abs, s.opts.DirMode); err != nil {
+		return fmt.Errorf("chmod %q: %w", abs, err)
+	}
+	return nil
+}
+
+// mkdirTree creates the directories rels (slash-separated, relative to abs, which exists), a
+// parent before its children: the directories of one depth at once.
+func (s *Stager) mkdirTree(ctx context.Context, cl *sftp.Client, abs string, rels []string) error {
+	depth := func(rel string) int { return strings.Count(rel, "/") }
+	rels = slices.Clone(rels)
+	slices.SortStableFunc(rels, func(a, b string) int { return cmp.Compare(depth(a), depth(b)) })
+	for len(rels) > 0 {
+		k := 1
+		for k < len(rels) && depth(rels[k]) == depth(rels[0]) {
+			k++
+		}
+		level := rels[:k]
+		err := parallel(ctx, s.opts.Concurrency, len(level), func(ctx context.Context, i int) error {
+			return s.mkdir(cl, path.Join(abs, level[i]))
+		})
+		if err != nil {
+			return err
+		}
+		rels = rels[k:]
+	}
+	return nil
+}
+
 // WriteFile writes data to rel atomically with mode (0 means FileMode).
 func (s *Stager) WriteFile(ctx context.Context, l Leaser, rel string, data []byte, mode os.FileMode) error {
 	abs, err := s.Resolve(rel)
@@ -193,14 +327,14 @@ func (s *Stager) WriteFile(ctx context.Context, l Leaser, rel string, data []byt
 	if mode == 0 {
 		mode = s.opts.FileMode
 	}
-	return withClient(ctx, l, func(cl *sftp.Client) error {
+	return withClient(ctx, l, cancelGrace, func(cl *sftp.Client) error {
 		if err := s.confine(cl, abs); err != nil {
 			return err
 		}
 		if err := s.mkdirAll(cl, path.Dir(abs)); err != nil {
 			return err
 		}
-		_, err := s.put(cl, abs, strings.NewReader(string(data)), mode)
+		_, err := s.put(ctx, cl, abs, bytes.NewReader(data), int64(len(data)), mode)
 		return err
 	})
 }
@@ -223,7 +357,7 @@ func (s *Stager) WriteFiles(ctx context.Context, l Leaser, files []File) error {
 		}
 		abs[i] = p
 	}
-	return withClient(ctx, l, func(cl *sftp.Client) error {
+	return withClient(ctx, l, cancelGrace, func(cl *sftp.Client) error {
 		made := map[string]bool{}
 		for i, f := range files {
 			if err := s.confine(cl, abs[i]); err != nil {
@@ -239,7 +373,7 @@ func (s *Stager) WriteFiles(ctx context.Context, l Leaser, files []File) error {
 			if mode == 0 {
 				mode = s.opts.FileMode
 			}
-			if _, err := s.put(cl, abs[i], strings.NewReader(string(f.Data)), mode); err != nil {
+			if _, err := s.put(ctx, cl, abs[i], bytes.NewReader(f.Data), int64(len(f.Data)), mode); err != nil {
 				return err
 			}
 		}
@@ -254,7 +388,7 @@ func (s *Stager) ReadFile(ctx context.Context, l Leaser, rel string, max int64) 
 		return nil, err
 	}
 	var out []byte
-	err = withClient(ctx, l, func(cl *sftp.Client) error {
+	err = withClient(ctx, l, 0, func(cl *sftp.Client) error {
 		if err := s.confine(cl, abs); err != nil {
 			return err
 		}
@@ -269,9 +403,29 @@ func (s *Stager) ReadFile(ctx context.Context, l Leaser, rel string, max int64) 
 	return out, err
 }
 
+// smallFile is the size up to which a file moves whole, read into memory: one SFTP write (or one
+// read) of at most pkg/sftp's default packet size.
+const smallFile = 32 << 10
+
 // put writes r to abs through a temporary file in the same directory, then renames it into place,
-// so a reader never sees a partial file under the real name. On failure the temporary is removed.
-func (s *Stager) put(cl *sftp.Client, abs string, r io.Reader, mode os.FileMode) (int64, error) {
+// so a reader never sees a partial file under the real name; the temporary's mode is set explicitly
+// to mode before the rename. size is what the caller expects r to hold (-1: unknown); up to
+// smallFile, the content is read first and sent with the mode in one round trip. On failure, or
+// when ctx ends, the temporary is removed (if the session still answers) and nothing is renamed.
+func (s *Stager) put(ctx context.Context, cl *sftp.Client, abs string, r io.Reader, size int64, mode os.FileMode) (int64, error) {
+	var whole []byte // the entire content, if it is small
+	if size >= 0 && size <= smallFile {
+		buf := make([]byte, size+1)
+		n, err := io.ReadFull(r, buf)
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			whole = buf[:n]
+		case err != nil:
+			return 0, fmt.Errorf("read the source of %q: %w", abs, err)
+		default: // it has grown since the caller looked: stream it
+			r = io.MultiReader(bytes.NewReader(buf), r)
+		}
+	}
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := path.Join(path.Dir(abs), "."+path.Base(abs)+".ferry-"+hex.EncodeToString(rnd[:]))
@@ -282,21 +436,46 @@ func (s *Stager) put(cl *sftp.Client, abs string, r io.Reader, mode os.FileMode)
 	ok := false
 	defer func() {
 		if !ok {
+			_ = f.Close() // os.ErrClosed if closed already
 			_ = cl.Remove(tmp)
 		}
 	}()
-	// An explicit chmod: the default ACL only caps the group bits at what the creator asked for.
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return 0, fmt.Errorf("chmod %q: %w", abs, err)
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
-	n, err := f.ReadFrom(r)
-	if err != nil {
-		f.Close()
-		return n, fmt.Errorf("write %q: %w", abs, err)
+	var n int64
+	if whole != nil {
+		if n, err = writeWhole(f, abs, whole, mode); err != nil {
+			return n, err
+		}
+	} else {
+		// An explicit chmod: the default ACL only caps the group bits at what the creator asked for.
+		// Special bits go after the write, which would clear them.
+		special := mode&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != 0
+		if !special {
+			if err := f.Chmod(mode); err != nil {
+				return 0, fmt.Errorf("chmod %q: %w", abs, err)
+			}
+		}
+		// ReadFromWithConcurrency, as ReadFrom would pick for a big *os.File, but the reader stops at
+		// ctx's end.
+		if n, err = f.ReadFromWithConcurrency(ctxReader{ctx, r}, 0); err != nil {
+			return n, writeErr(abs, err)
+		}
+		if special {
+			if err := f.Chmod(mode); err != nil {
+				return n, fmt.Errorf("chmod %q: %w", abs, err)
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return n, err
 	}
 	if err := f.Close(); err != nil {
-		return n, fmt.Errorf("write %q: %w", abs, err)
+		return n, writeErr(abs, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return n, err
 	}
 	if err := cl.PosixRename(tmp, abs); err != nil {
 		return n, fmt.Errorf("rename into %q: %w", abs, err)
@@ -305,7 +484,65 @@ func (s *Stager) put(cl *sftp.Client, abs string, r io.Reader, mode os.FileMode)
 	return n, nil
 }
 
-// Upload copies the local file or tree at local to rel inside the work dir.
+// writeWhole writes data (at most a packet) to the new file f and sets its mode explicitly (the
+// default ACL only caps the group bits at what the creator asked for). Both requests are in flight
+// at once, one round trip rather than two, except with a setuid, setgid or sticky bit: those are
+// set after the write, which would clear them.
+func writeWhole(f *sftp.File, abs string, data []byte, mode os.FileMode) (int64, error) {
+	special := mode&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != 0
+	chmodErr := make(chan error, 1)
+	if !special {
+		go func() { chmodErr <- f.Chmod(mode) }()
+	}
+	var n int
+	var err error
+	if len(data) > 0 {
+		n, err = f.WriteAt(data, 0)
+	}
+	if special {
+		if err != nil {
+			return int64(n), writeErr(abs, err)
+		}
+		chmodErr <- f.Chmod(mode)
+	}
+	if cerr := <-chmodErr; cerr != nil {
+		return int64(n), fmt.Errorf("chmod %q: %w", abs, cerr)
+	}
+	if err != nil {
+		return int64(n), writeErr(abs, err)
+	}
+	return int64(n), nil
+}
+
+// ctxReader reads r until ctx ends, then fails with ctx's error.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// writeErr names the file of a failed write. SFTP servers answer a full disk or an exceeded quota
+// with a bare SSH_FX_FAILURE ("Failure"), so that case says what it most likely is.
+func writeErr(abs string, err error) error {
+	var se *sftp.StatusError
+	if errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxFailure {
+		return fmt.Errorf("write %q: %w (the file system may be full or the user's quota exceeded; SFTP reports only \"Failure\")", abs, err)
+	}
+	return fmt.Errorf("write %q: %w", abs, err)
+}
+
+// Upload copies the local file or tree at local to rel inside the work dir. A tree is walked
+// first (symlinks and devices are skipped), its directories are created, parents first, then its
+// files are uploaded Options.Concurrency at a time, each atomically as WriteFile does. The first
+// failure stops the rest and is returned, with what was uploaded so far in Result; files already
+// in place stay, and no temporary is left for the others (see cancelGrace for a dead connection).
+// Uploading again over an existing tree replaces its files and keeps its directories.
 func (s *Stager) Upload(ctx context.Context, l Leaser, local, rel string) (Result, error) {
 	var res Result
 	abs, err := s.Resolve(rel)
@@ -316,68 +553,163 @@ func (s *Stager) Upload(ctx context.Context, l Leaser, local, rel string) (Resul
 	if err != nil {
 		return res, fmt.Errorf("stage in: %w", err)
 	}
-	err = withClient(ctx, l, func(cl *sftp.Client) error {
-		if err := s.confine(cl, abs); err != nil {
-			return err
-		}
-		if !fi.IsDir() {
+	if !fi.IsDir() {
+		err = withClient(ctx, l, cancelGrace, func(cl *sftp.Client) error {
+			if err := s.confine(cl, abs); err != nil {
+				return err
+			}
 			if err := s.mkdirAll(cl, path.Dir(abs)); err != nil {
 				return err
 			}
-			return s.uploadFile(cl, local, abs, &res)
+			n, err := s.uploadFile(ctx, cl, local, abs)
+			if err == nil {
+				res = Result{Files: 1, Bytes: n}
+			}
+			return err
+		})
+		return res, err
+	}
+	type file struct{ local, rel string }
+	var dirs []string
+	var files []file
+	err = filepath.WalkDir(local, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-		return filepath.WalkDir(local, func(p string, d fs.DirEntry, err error) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		relp, err := filepath.Rel(local, p)
+		if err != nil {
+			return err
+		}
+		relp = filepath.ToSlash(relp)
+		switch {
+		case d.IsDir():
+			if relp != "." {
+				dirs = append(dirs, relp)
+			}
+		case d.Type().IsRegular():
+			files = append(files, file{p, relp})
+		}
+		return nil // symlinks and devices are not staged
+	})
+	if err != nil {
+		return res, fmt.Errorf("stage in: %w", err)
+	}
+	var mu sync.Mutex // guards res while the files upload
+	err = withClient(ctx, l, cancelGrace, func(cl *sftp.Client) error {
+		if err := s.confine(cl, abs); err != nil {
+			return err
+		}
+		if err := s.mkdirAll(cl, abs); err != nil {
+			return err
+		}
+		if err := s.mkdirTree(ctx, cl, abs, dirs); err != nil {
+			return err
+		}
+		return parallel(ctx, s.opts.Concurrency, len(files), func(ctx context.Context, i int) error {
+			n, err := s.uploadFile(ctx, cl, files[i].local, path.Join(abs, files[i].rel))
 			if err != nil {
 				return err
 			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			relp, err := filepath.Rel(local, p)
-			if err != nil {
-				return err
-			}
-			dst := path.Join(abs, filepath.ToSlash(relp))
-			switch {
-			case d.IsDir():
-				return s.mkdirAll(cl, dst)
-			case d.Type().IsRegular():
-				return s.uploadFile(cl, p, dst, &res)
-			default:
-				return nil // symlinks and devices are not staged
-			}
+			mu.Lock()
+			res.Files++
+			res.Bytes += n
+			mu.Unlock()
+			return nil
 		})
 	})
+	mu.Lock()
+	defer mu.Unlock()
 	return res, err
 }
 
-func (s *Stager) uploadFile(cl *sftp.Client, local, abs string, res *Result) error {
+// uploadFile puts the local file at abs with FileMode, plus execute for owner and group when the
+// local file has an execute bit.
+func (s *Stager) uploadFile(ctx context.Context, cl *sftp.Client, local, abs string) (int64, error) {
 	f, err := os.Open(local)
 	if err != nil {
-		return fmt.Errorf("stage in: %w", err)
+		return 0, fmt.Errorf("stage in: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("stage in: %w", err)
+	}
 	mode := s.opts.FileMode
-	if fi, err := f.Stat(); err == nil && fi.Mode()&0o111 != 0 {
+	if fi.Mode()&0o111 != 0 {
 		mode |= 0o110 // keep executables executable for owner and group
 	}
-	n, err := s.put(cl, abs, f, mode)
-	if err != nil {
-		return err
+	size := fi.Size()
+	if !fi.Mode().IsRegular() {
+		size = -1
 	}
-	res.Files++
-	res.Bytes += n
-	return nil
+	return s.put(ctx, cl, abs, f, size, mode)
 }
 
-// Download copies rel (file or tree) from the work dir to the local path, atomically per file.
+// remoteFile is a regular file found by walkRemote.
+type remoteFile struct {
+	rel  string // slash-separated, relative to the walked root
+	size int64
+	mode os.FileMode
+}
+
+// walkRemote lists the tree at abs, the directories of one depth at once. It returns the
+// directories (parents first) and the regular files, relative to abs; symlinks and other entries
+// are skipped, as Upload skips them locally.
+func (s *Stager) walkRemote(ctx context.Context, cl *sftp.Client, abs string) ([]string, []remoteFile, error) {
+	var dirs []string
+	var files []remoteFile
+	level := []string{"."}
+	for len(level) > 0 {
+		lists := make([][]os.FileInfo, len(level))
+		err := parallel(ctx, s.opts.Concurrency, len(level), func(ctx context.Context, i int) error {
+			dir := path.Join(abs, level[i])
+			fis, err := cl.ReadDirContext(ctx, dir)
+			if err != nil {
+				return fmt.Errorf("stage out %q: %w", dir, err)
+			}
+			lists[i] = fis
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		var next []string
+		for i, fis := range lists {
+			for _, fi := range fis {
+				name := fi.Name()
+				if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+					continue // not from a sane server; never a way out of the local destination
+				}
+				rel := path.Join(level[i], name)
+				switch {
+				case fi.IsDir():
+					dirs = append(dirs, rel)
+					next = append(next, rel)
+				case fi.Mode().IsRegular():
+					files = append(files, remoteFile{rel, fi.Size(), fi.Mode()})
+				}
+			}
+		}
+		level = next
+	}
+	return dirs, files, nil
+}
+
+// Download copies rel (file or tree) from the work dir to the local path, atomically per file. A
+// tree is listed first, its directories are created locally, then its files are downloaded
+// Options.Concurrency at a time. The first failure stops the rest and is returned, with what was
+// downloaded so far in Result; no local temporary is left behind.
 func (s *Stager) Download(ctx context.Context, l Leaser, rel, local string) (Result, error) {
 	var res Result
 	abs, err := s.Resolve(rel)
 	if err != nil {
 		return res, err
 	}
-	err = withClient(ctx, l, func(cl *sftp.Client) error {
+	var mu sync.Mutex // guards res while the files download
+	err = withClient(ctx, l, 0, func(cl *sftp.Client) error {
 		if err := s.confine(cl, abs); err != nil {
 			return err
 		}
@@ -386,47 +718,60 @@ func (s *Stager) Download(ctx context.Context, l Leaser, rel, local string) (Res
 			return fmt.Errorf("stage out %q: %w", abs, err)
 		}
 		if !fi.IsDir() {
-			return downloadFile(cl, abs, local, fi.Mode(), &res)
+			size := fi.Size()
+			if !fi.Mode().IsRegular() {
+				size = -1
+			}
+			n, err := downloadFile(ctx, cl, abs, local, size, fi.Mode())
+			if err == nil {
+				res = Result{Files: 1, Bytes: n}
+			}
+			return err
 		}
-		w := cl.Walk(abs)
-		for w.Step() {
-			if err := w.Err(); err != nil {
+		dirs, files, err := s.walkRemote(ctx, cl, abs)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(local, 0o755); err != nil {
+			return err
+		}
+		for _, d := range dirs {
+			if err := os.MkdirAll(filepath.Join(local, filepath.FromSlash(d)), 0o755); err != nil {
 				return err
 			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			relp := strings.TrimPrefix(strings.TrimPrefix(w.Path(), abs), "/")
-			dst := filepath.Join(local, filepath.FromSlash(relp))
-			st := w.Stat()
-			switch {
-			case st.IsDir():
-				if err := os.MkdirAll(dst, 0o755); err != nil {
-					return err
-				}
-			case st.Mode().IsRegular():
-				if err := downloadFile(cl, w.Path(), dst, st.Mode(), &res); err != nil {
-					return err
-				}
-			}
 		}
-		return nil
+		return parallel(ctx, s.opts.Concurrency, len(files), func(ctx context.Context, i int) error {
+			f := files[i]
+			n, err := downloadFile(ctx, cl, path.Join(abs, f.rel), filepath.Join(local, filepath.FromSlash(f.rel)), f.size, f.mode)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			res.Files++
+			res.Bytes += n
+			mu.Unlock()
+			return nil
+		})
 	})
+	mu.Lock()
+	defer mu.Unlock()
 	return res, err
 }
 
-func downloadFile(cl *sftp.Client, abs, local string, mode os.FileMode, res *Result) error {
+// downloadFile copies the remote file abs, of size bytes when it was listed (-1: unknown), to local
+// through a temporary file in local's directory, with mode's permission bits.
+func downloadFile(ctx context.Context, cl *sftp.Client, abs, local string, size int64, mode os.FileMode) (int64, error) {
 	src, err := cl.Open(abs)
 	if err != nil {
-		return fmt.Errorf("stage out %q: %w", abs, err)
+		return 0, fmt.Errorf("stage out %q: %w", abs, err)
 	}
 	defer src.Close()
 	if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
-		return err
+		return 0, err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(local), "."+filepath.Base(local)+".ferry-*")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ok := false
 	defer func() {
@@ -435,30 +780,74 @@ func downloadFile(cl *sftp.Client, abs, local string, mode os.FileMode, res *Res
 			os.Remove(tmp.Name())
 		}
 	}()
-	n, err := src.WriteTo(tmp)
+	var n int64
+	if size >= 0 && size <= smallFile {
+		n, err = readWhole(src, tmp, size)
+	} else {
+		n, err = src.WriteTo(tmp)
+	}
 	if err != nil {
-		return fmt.Errorf("stage out %q: %w", abs, err)
+		return n, fmt.Errorf("stage out %q: %w", abs, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return n, err
 	}
 	if err := tmp.Chmod(mode.Perm()); err != nil {
-		return err
+		return n, err
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		return n, err
 	}
 	if err := os.Rename(tmp.Name(), local); err != nil {
-		return err
+		return n, err
 	}
 	ok = true
-	res.Files++
-	res.Bytes += n
-	return nil
+	return n, nil
+}
+
+// readWhole copies src, listed at size bytes (at most smallFile), to w with two reads in flight at
+// once, one round trip: the size bytes, and one byte past them, which finds EOF unless the file has
+// grown since (then the rest is copied after). A file that has shrunk is copied as it is now.
+func readWhole(src *sftp.File, w io.Writer, size int64) (int64, error) {
+	var probe [1]byte
+	var pn int
+	var perr error
+	probed := make(chan struct{})
+	go func() {
+		defer close(probed)
+		pn, perr = src.ReadAt(probe[:], size)
+	}()
+	buf := make([]byte, size)
+	var n int
+	var err error
+	if size > 0 {
+		n, err = src.ReadAt(buf, 0)
+	}
+	<-probed
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	if perr != nil && !errors.Is(perr, io.EOF) {
+		return 0, perr
+	}
+	if _, err := w.Write(buf[:n]); err != nil {
+		return 0, err
+	}
+	if n < len(buf) || pn == 0 {
+		return int64(n), nil
+	}
+	if _, err := src.Seek(size, io.SeekStart); err != nil {
+		return int64(n), err
+	}
+	m, err := src.WriteTo(w)
+	return int64(n) + m, err
 }
 
 // ReadSmall reads each of the small files rels (at most max bytes each) in one SFTP session. Files
 // that do not exist are absent from the result; other errors fail the call.
 func (s *Stager) ReadSmall(ctx context.Context, l Leaser, rels []string, max int64) (map[string][]byte, error) {
 	out := make(map[string][]byte, len(rels))
-	err := withClient(ctx, l, func(cl *sftp.Client) error {
+	err := withClient(ctx, l, 0, func(cl *sftp.Client) error {
 		for _, rel := range rels {
 			abs, err := s.Resolve(rel)
 			if err != nil {

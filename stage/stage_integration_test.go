@@ -17,21 +17,33 @@ import (
 	"github.com/ferryhpc/ferry/stage"
 )
 
-func pool(t *testing.T, c *testcluster.Cluster, m *sshpool.Manager, name string) *sshpool.Pool {
+func pool(t testing.TB, c *testcluster.Cluster, m *sshpool.Manager, name string) *sshpool.Pool {
+	t.Helper()
+	return poolAt(t, c, m, name, c.Host, c.Port)
+}
+
+// poolAt returns name's pool for the login node reached at host:port (the test cluster's sshd,
+// or a proxy in front of it).
+func poolAt(t testing.TB, c *testcluster.Cluster, m *sshpool.Manager, name, host string, port int) *sshpool.Pool {
 	t.Helper()
 	u := c.User(t, name)
 	pem, err := os.ReadFile(u.Key)
 	require.NoError(t, err)
 	signer, err := sshpool.ParsePrivateKey(pem, []byte(u.Passphrase))
 	require.NoError(t, err)
-	hk, err := sshpool.ParseKnownHosts(c.KnownHosts)
+	// The pinned line names the cluster's port; a proxy's port gets the same key.
+	line := c.KnownHosts
+	if port != c.Port {
+		line = fmt.Sprintf("[%s]:%d %s", host, port, strings.SplitN(line, " ", 2)[1])
+	}
+	hk, err := sshpool.ParseKnownHosts(line)
 	require.NoError(t, err)
-	p, err := m.Pool(sshpool.Key{Identity: "local", User: name}, sshpool.Target{Host: c.Host, Port: c.Port, HostKeys: hk, User: name, Signer: signer})
+	p, err := m.Pool(sshpool.Key{Identity: fmt.Sprintf("local-%d", port), User: name}, sshpool.Target{Host: host, Port: port, HostKeys: hk, User: name, Signer: signer})
 	require.NoError(t, err)
 	return p
 }
 
-func exec(t *testing.T, p *sshpool.Pool, line string) string {
+func exec(t testing.TB, p *sshpool.Pool, line string) string {
 	t.Helper()
 	res, err := p.Exec(context.Background(), line, nil)
 	require.NoError(t, err)
