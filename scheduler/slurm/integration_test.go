@@ -254,23 +254,30 @@ func TestIntegrationCancel(t *testing.T) {
 	require.ErrorAs(t, lc.s.CheckCancel([]scheduler.JobID{"abc"}, r), &ce)
 }
 
-// TestIntegrationTimeLimit lets a job run into its two-minute limit: Slurm's USR2 warning and the
-// TERM that follows must leave 140 in .exitcode, and squeue/sacct must say TIMEOUT. Slurm checks
-// limits and signal deadlines about once a minute, so the warning window is made longer than a
-// minute (signal 70 s before a 2 min limit) to be seen for certain before the kill.
+// TestIntegrationTimeLimit lets a job run into its three-minute limit: Slurm's USR2 warning and
+// the TERM that follows must leave 140 in .exitcode, and squeue/sacct must say TIMEOUT. slurmctld
+// checks signal deadlines in a background pass every 30 s or so, later when it is busy; a CI run
+// once saw no warning inside a 70 s window, so the window is 120 s: several passes must all miss.
+// The task notes when the warning arrived, for the failure message.
 func TestIntegrationTimeLimit(t *testing.T) {
 	lc := requireSlurm(t)
 	if testing.Short() {
-		t.Skip("takes about three minutes")
+		t.Skip("takes about four minutes")
 	}
 	t.Parallel()
-	lc.s = New(Options{SignalLead: 70 * time.Second})
+	lc.s = New(Options{SignalLead: 120 * time.Second})
 	dir := lc.taskDir(t, "alice", "timeout")
-	id := lc.submit(t, "alice", scheduler.JobSpec{Name: "timeout", Dir: dir, Resources: scheduler.Resources{Time: 2 * time.Minute}},
+	start := time.Now()
+	id := lc.submit(t, "alice", scheduler.JobSpec{Name: "timeout", Dir: dir, Resources: scheduler.Resources{Time: 3 * time.Minute}},
 		"while :; do sleep 1; done\n")
-	js := lc.await(t, "alice", id, 4*time.Minute, final)
+	js := lc.await(t, "alice", id, 5*time.Minute, final)
 	require.Equal(t, scheduler.StatusTimeout, js.Status, "%+v", js)
-	require.Equal(t, "140\n", readTaskFile(t, dir, scheduler.ExitCodeFile))
+	code := readTaskFile(t, dir, scheduler.ExitCodeFile)
+	if code != "140\n" {
+		show := lc.run(t, "alice", scheduler.Command{Argv: []string{"sacct", "-j", string(id), "-X", "-o", "JobID,State,Start,End,Elapsed"}})
+		t.Logf("job %s (submitted %s ago): %s", id, time.Since(start).Round(time.Second), show.Stdout)
+	}
+	require.Equal(t, "140\n", code, "the wrapper records 140 when Slurm warns it with USR2 before the kill; 143 means no warning came")
 }
 
 // TestIntegrationSubmitRejected checks what a refused submission looks like.
