@@ -200,14 +200,20 @@ type runner struct {
 }
 
 func (r *runner) Run(ctx context.Context, c scheduler.Command) (scheduler.Result, error) {
+	if err := r.a.wait(ctx, r.key); err != nil {
+		return scheduler.Result{}, fmt.Errorf("%s: waiting for the command rate limit: %w", r.key, err)
+	}
+	return r.runPaid(ctx, c)
+}
+
+// runPaid is Run for a command whose rate-limit tokens the caller has already taken (a batch of
+// submits takes one per submit it carries).
+func (r *runner) runPaid(ctx context.Context, c scheduler.Command) (scheduler.Result, error) {
 	line, err := scheduler.CommandLine(c)
 	if err != nil {
 		return scheduler.Result{}, fmt.Errorf("%w: %v", plugin.ErrInvalidArgument, err)
 	}
 	prog := program(c.Argv)
-	if err := r.a.wait(ctx, r.key); err != nil {
-		return scheduler.Result{}, fmt.Errorf("%s: waiting for the command rate limit: %w", r.key, err)
-	}
 	r.a.mu.Lock()
 	m := r.a.counts[r.key]
 	if m == nil {

@@ -41,6 +41,11 @@ func (a *Agent) runSubmit(ctx context.Context, s *session, cmd scheduler.Command
 		defer cancel()
 		return s.run.Run(sctx, cmd)
 	}
+	// Each submit takes its own rate-limit token before it joins a batch, so that the limits bound
+	// the scheduler commands the controller sees, not the SSH execs that carry them.
+	if err := a.wait(ctx, s.key); err != nil {
+		return scheduler.Result{}, fmt.Errorf("%s: submit not started: waiting for the command rate limit: %w", s.key, err)
+	}
 	b := a.batcherFor(s.key)
 	req := submitReq{cmd: cmd, res: make(chan submitRes, 1)}
 	select {
@@ -112,7 +117,7 @@ func (a *Agent) runBatch(k sshpool.Key, batch []submitReq) {
 	ctx, cancel := context.WithTimeout(a.ctx, a.cfg.Poll.SubmitTimeout.Duration)
 	defer cancel()
 	if len(batch) == 1 {
-		r, err := s.run.Run(ctx, batch[0].cmd)
+		r, err := s.run.runPaid(ctx, batch[0].cmd)
 		batch[0].res <- submitRes{r, err}
 		return
 	}
@@ -121,7 +126,7 @@ func (a *Agent) runBatch(k sshpool.Key, batch []submitReq) {
 		fail(err)
 		return
 	}
-	res, err := s.run.Run(ctx, scheduler.Command{Argv: []string{"/bin/sh", "-s"}, Stdin: []byte(script)})
+	res, err := s.run.runPaid(ctx, scheduler.Command{Argv: []string{"/bin/sh", "-s"}, Stdin: []byte(script)})
 	a.mu.Lock()
 	m := a.counts[k]
 	if m == nil {
@@ -130,6 +135,14 @@ func (a *Agent) runBatch(k sshpool.Key, batch []submitReq) {
 	}
 	for _, r := range batch {
 		m[program(r.cmd.Argv)]++
+	}
+	// The commands-per-minute window (ferry pools) counts the submits the batch carried; runPaid
+	// counted the /bin/sh that carried them as one already.
+	if w := a.recent[k]; w != nil {
+		now := time.Now()
+		for range batch[1:] {
+			w.add(now)
+		}
 	}
 	a.mu.Unlock()
 	if err != nil {
