@@ -231,8 +231,10 @@ var methods = map[string]string{
 		"shell-style loop of `ssh -S master sbatch --parsable --wrap true`, one ControlMaster per user. " +
 		"Wall time until every id is back (not job completion). Both sides are warm (one job per user " +
 		"through Ferry, one `true` per master). The agent runs with the product's defaults, including " +
-		"submit batching (poll.submit_batch_window 20 ms, poll.submit_batch_max 50) and the command rate " +
-		"limits; `remote_execs` counts the remote commands the Ferry phase ran. For rtt10 the agent's identity points at the proxy port and pins the " +
+		"submit batching (poll.submit_batch_window 20 ms, poll.submit_batch_max 50, poll.submit_parallel 4), " +
+		"except the command rate limits, raised so they do not bind (the baseline loop has none; with the " +
+		"default 600 per user per minute and a burst of 20, a user's 100 submits take at least 8 s, since " +
+		"each batched submit takes its own token); `remote_execs` counts the remote commands the Ferry phase ran. For rtt10 the agent's identity points at the proxy port and pins the " +
 		"host key for `[127.0.0.1]:PORT`. Jobs are cancelled after each phase.",
 	"poll": "500 held jobs (`sbatch --hold` through `Resources.Extra`) per user for alice, bob and carol in " +
 		"one `ferry agent` with poll.interval = poll.max_interval fixed; the agent's " +

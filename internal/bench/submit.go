@@ -221,7 +221,8 @@ func RunSubmit(ctx context.Context, e *Env, ferryBin string, eps []Endpoint, o S
 
 // submitWhy and submitPlan explain a missed submit target (see docs/benchmarks.md).
 const (
-	submitWhy = "Ferry does more per job than the baseline, and the rest is Slurm's. The baseline " +
+	submitWhy = "The rate limits are raised so they do not bind (see What was measured). Ferry " +
+		"does more per job than the baseline, and the rest is Slurm's. The baseline " +
 		"submits `sbatch --wrap true` and stages nothing; each Ferry Submit writes the task and its " +
 		"wrapper over SFTP (stage.WriteFiles: an SFTP session opened per call, so a session open and " +
 		"an sftp-server process on the login node per job, then a dozen or so SFTP round trips, " +
