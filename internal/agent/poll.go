@@ -324,11 +324,13 @@ func (a *Agent) acctExits(ctx context.Context, s *session, jobs []store.Job, fil
 		return jobs
 	}
 	var need []scheduler.JobID
-	for _, j := range jobs {
+	asked := make([]bool, len(jobs))
+	for i, j := range jobs {
 		_, hasExit := files[path.Join(j.Dir, scheduler.ExitCodeFile)]
 		_, began := files[path.Join(j.Dir, scheduler.BeginFile)]
 		if !hasExit && (began || !j.Started.IsZero()) && j.AcctExit == nil && time.Since(j.FinalSeen) >= grace {
 			need = append(need, scheduler.JobID(j.SchedulerID))
+			asked[i] = true
 		}
 	}
 	if len(need) == 0 {
@@ -336,25 +338,25 @@ func (a *Agent) acctExits(ctx context.Context, s *session, jobs []store.Job, fil
 	}
 	states, err := a.query(ctx, s, need, acct.AccountingCommand(s.key.User, need), acct.ParseAccounting, a.cfg.Poll.CommandTimeout.Duration)
 	out := jobs[:0:0]
-	for _, j := range jobs {
-		asked := false
-		for _, id := range need {
-			asked = asked || id == scheduler.JobID(j.SchedulerID)
-		}
+	var stale []store.Job
+	for i, j := range jobs {
 		switch {
-		case !asked:
-			out = append(out, j)
+		case !asked[i]:
 		case err != nil:
-			a.markStale([]store.Job{j}, fmt.Errorf("accounting query for the exit code failed: %w", err))
+			stale = append(stale, j)
+			continue
 		default:
 			if st, ok := states[scheduler.JobID(j.SchedulerID)]; ok && st.ExitCode != nil {
 				a.apply(j.ID, st)
-				a.mu.Lock()
-				j = *a.jobs[j.ID]
-				a.mu.Unlock()
+				if c, ok := a.current(j.ID); ok {
+					j = c
+				}
 			}
-			out = append(out, j)
 		}
+		out = append(out, j)
+	}
+	if len(stale) > 0 {
+		a.markStale(stale, fmt.Errorf("accounting query for the exit code failed: %w", err))
 	}
 	return out
 }

@@ -83,14 +83,10 @@ func (a *Agent) settleLoop(id string) {
 // settleOnce makes one attempt at settling job id. done is true when nothing is left to do
 // (settled, refused, or the job is gone or already settled by a launcher's retry).
 func (a *Agent) settleOnce(ctx context.Context, id string) (done bool, err error) {
-	a.mu.Lock()
-	jp, ok := a.jobs[id]
-	if !ok || !unsettled(jp) {
-		a.mu.Unlock()
+	j, ok := a.current(id)
+	if !ok || !unsettled(&j) {
 		return true, nil
 	}
-	j := *jp
-	a.mu.Unlock()
 	ck := claimKey(j.Identity, j.User, j.Token)
 	if j.Token != "" {
 		if !a.claim(ck) {

@@ -254,22 +254,28 @@ func lastOr(token string) error {
 // resubmitted answers a Submit whose token already has a job: the job, once its submit is
 // settled; while it is not, one settling attempt within this call (the caller holds the claim).
 func (a *Agent) resubmitted(ctx context.Context, j store.Job) (plugin.Job, error) {
-	a.mu.Lock()
-	if c, ok := a.jobs[j.ID]; ok {
-		j = *c
+	if c, ok := a.current(j.ID); ok {
+		j = c
 	}
-	a.mu.Unlock()
 	if unsettled(&j) {
 		if _, err := a.settleClaimed(ctx, j); err != nil {
 			return plugin.Job{}, fmt.Errorf("%w: submit job %q as %q on identity %q: the first submit's outcome is still unknown: %v", plugin.ErrUnavailable, j.Name, j.User, j.Identity, err)
 		}
-		a.mu.Lock()
-		if c, ok := a.jobs[j.ID]; ok {
-			j = *c
+		if c, ok := a.current(j.ID); ok {
+			j = c
 		}
-		a.mu.Unlock()
 	}
 	return toPlugin(&j), nil
+}
+
+// current returns a copy of the agent's record of job id.
+func (a *Agent) current(id string) (store.Job, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if j, ok := a.jobs[id]; ok {
+		return *j, true
+	}
+	return store.Job{}, false
 }
 
 // lookupToken asks the scheduler for the user's job carrying token.
