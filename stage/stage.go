@@ -224,6 +224,24 @@ func parallel(ctx context.Context, limit, n int, fn func(ctx context.Context, i 
 	return ctx.Err()
 }
 
+// transfer moves n files with move, Options.Concurrency at a time (see parallel), adding each
+// moved file and its bytes to res. res is the caller's again once transfer returns: parallel has
+// waited for every call.
+func (s *Stager) transfer(ctx context.Context, n int, res *Result, move func(ctx context.Context, i int) (int64, error)) error {
+	var mu sync.Mutex
+	return parallel(ctx, s.opts.Concurrency, n, func(ctx context.Context, i int) error {
+		b, err := move(ctx, i)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		res.Files++
+		res.Bytes += b
+		mu.Unlock()
+		return nil
+	})
+}
+
 // MkdirAll creates rel (and parents) inside the work dir with DirMode.
 func (s *Stager) MkdirAll(ctx context.Context, l Leaser, rel string) (string, error) {
 	abs, err := s.Resolve(rel)
@@ -598,7 +616,6 @@ func (s *Stager) Upload(ctx context.Context, l Leaser, local, rel string) (Resul
 	if err != nil {
 		return res, fmt.Errorf("stage in: %w", err)
 	}
-	var mu sync.Mutex // guards res while the files upload
 	err = withClient(ctx, l, cancelGrace, func(cl *sftp.Client) error {
 		if err := s.confine(cl, abs); err != nil {
 			return err
@@ -609,20 +626,10 @@ func (s *Stager) Upload(ctx context.Context, l Leaser, local, rel string) (Resul
 		if err := s.mkdirTree(ctx, cl, abs, dirs); err != nil {
 			return err
 		}
-		return parallel(ctx, s.opts.Concurrency, len(files), func(ctx context.Context, i int) error {
-			n, err := s.uploadFile(ctx, cl, files[i].local, path.Join(abs, files[i].rel))
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			res.Files++
-			res.Bytes += n
-			mu.Unlock()
-			return nil
+		return s.transfer(ctx, len(files), &res, func(ctx context.Context, i int) (int64, error) {
+			return s.uploadFile(ctx, cl, files[i].local, path.Join(abs, files[i].rel))
 		})
 	})
-	mu.Lock()
-	defer mu.Unlock()
 	return res, err
 }
 
@@ -709,7 +716,6 @@ func (s *Stager) Download(ctx context.Context, l Leaser, rel, local string) (Res
 	if err != nil {
 		return res, err
 	}
-	var mu sync.Mutex // guards res while the files download
 	err = withClient(ctx, l, 0, func(cl *sftp.Client) error {
 		if err := s.confine(cl, abs); err != nil {
 			return err
@@ -741,21 +747,11 @@ func (s *Stager) Download(ctx context.Context, l Leaser, rel, local string) (Res
 				return err
 			}
 		}
-		return parallel(ctx, s.opts.Concurrency, len(files), func(ctx context.Context, i int) error {
+		return s.transfer(ctx, len(files), &res, func(ctx context.Context, i int) (int64, error) {
 			f := files[i]
-			n, err := downloadFile(ctx, cl, path.Join(abs, f.rel), filepath.Join(local, filepath.FromSlash(f.rel)), f.size, f.mode)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			res.Files++
-			res.Bytes += n
-			mu.Unlock()
-			return nil
+			return downloadFile(ctx, cl, path.Join(abs, f.rel), filepath.Join(local, filepath.FromSlash(f.rel)), f.size, f.mode)
 		})
 	})
-	mu.Lock()
-	defer mu.Unlock()
 	return res, err
 }
 
