@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // envName is the POSIX rule for an environment variable name.
@@ -37,6 +38,12 @@ func CheckDirective(v string) error {
 // 128+signal is recorded (143, 130), so a killed job still leaves an exit code. USR2, the
 // schedulers' warning before a time-limit kill, records 140 at once and lets the task run on; the
 // kill that follows keeps 140, and a task that still finishes in time records its own code.
+//
+// spec.Resources.Time must be the time limit the scheduler enforces: the requested one rounded up
+// to the scheduler's unit, or 0 when it is unknown (an extra option sets its own). The warning can
+// come late or never: Slurm sends it from a background pass that a busy controller runs late, and
+// PBS has no warning at all. So a TERM or INT that arrives once the wrapper has run for the whole
+// limit less KillMargin is taken as the time-limit kill and records 140 as well.
 func RenderWrapper(spec JobSpec, directives []string) ([]byte, error) {
 	if !strings.HasPrefix(spec.Dir, "/") {
 		return nil, fmt.Errorf("task dir %q is not absolute", spec.Dir)
@@ -78,8 +85,29 @@ func RenderWrapper(spec JobSpec, directives []string) ([]byte, error) {
 		}
 		fmt.Fprintf(&b, "%s=%s; export %s\n", k, v, k)
 	}
+	fmt.Fprintf(&b, "ferry_limit_at=%d\n", limitAt(spec.Resources.Time))
 	b.WriteString(wrapperBody)
 	return []byte(b.String()), nil
+}
+
+// KillMargin is how much sooner than the time limit the wrapper takes a TERM or INT as the
+// time-limit kill: the scheduler starts the job's clock when it allocates the job, a little before
+// the wrapper reads its own start time. It is a twentieth of the limit, at least 5 s and at most
+// 60 s, and never more than half the limit. A cancel that lands inside it is recorded as 140, not
+// 143; the job's state (cancelled) still says what happened.
+func KillMargin(limit time.Duration) time.Duration {
+	m := min(max(limit/20, 5*time.Second), time.Minute)
+	return min(m, limit/2)
+}
+
+// limitAt is the wrapper's elapsed run time, in whole seconds, from which a TERM or INT is the
+// time-limit kill; 0 when there is no known limit.
+func limitAt(limit time.Duration) int64 {
+	if limit <= 0 {
+		return 0
+	}
+	limit = (limit + time.Second - 1).Truncate(time.Second)
+	return max(int64((limit-KillMargin(limit))/time.Second), 1)
 }
 
 // ErrEmptyScript is returned for a task without a script.
@@ -88,6 +116,7 @@ var ErrEmptyScript = errors.New("task script is empty")
 const wrapperBody = `ferry_pid=''
 ferry_done=0
 ferry_timelimit=0
+ferry_start=$(date +%s 2>/dev/null)
 ferry_write_exit() {
   printf '%s\n' "$1" > .exitcode.tmp.$$ && mv -f .exitcode.tmp.$$ .exitcode
 }
@@ -97,9 +126,20 @@ ferry_on_usr2() {
   ferry_timelimit=1
   [ "$ferry_done" = 0 ] && ferry_write_exit 140
 }
+# ferry_past_limit succeeds when the job has run for its time limit (less the margin): a TERM or
+# INT now is the time-limit kill, whether or not the warning came.
+ferry_past_limit() {
+  [ "$ferry_limit_at" -gt 0 ] || return 1
+  ferry_now=$(date +%s 2>/dev/null)
+  case $ferry_start in ''|*[!0-9]*) return 1 ;; esac
+  case $ferry_now in ''|*[!0-9]*) return 1 ;; esac
+  [ $((ferry_now - ferry_start)) -ge "$ferry_limit_at" ]
+}
 ferry_on_signal() {
   ferry_code=$1
-  [ "$ferry_timelimit" = 1 ] && ferry_code=140
+  if [ "$ferry_timelimit" = 1 ] || ferry_past_limit; then
+    ferry_code=140
+  fi
   if [ "$ferry_done" = 0 ]; then
     ferry_done=1
     [ -n "$ferry_pid" ] && kill -TERM "$ferry_pid" 2>/dev/null
@@ -136,3 +176,18 @@ ferry_done=1
 ferry_write_exit "$ferry_ret"
 exit "$ferry_ret"
 `
+
+// EnforcedLimit is the time limit an adapter asks the scheduler for, for RenderWrapper: r.Time
+// rounded up to the scheduler's unit, or 0 when there is none or when one of r.Extra sets a limit
+// of its own (setsLimit says which do), so the wrapper does not guess.
+func EnforcedLimit(r Resources, unit time.Duration, setsLimit func(extra string) bool) time.Duration {
+	if r.Time <= 0 {
+		return 0
+	}
+	for _, x := range r.Extra {
+		if setsLimit(strings.TrimSpace(x)) {
+			return 0
+		}
+	}
+	return (r.Time + unit - 1).Truncate(unit)
+}

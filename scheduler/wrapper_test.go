@@ -230,3 +230,69 @@ func TestRenderWrapperRefusals(t *testing.T) {
 	_, err = RenderWrapper(JobSpec{Dir: "/w\x00"}, nil)
 	require.ErrorIs(t, err, ErrUnquotable)
 }
+
+// TestWrapperTimeLimitWithoutWarning covers a time-limit kill whose warning never came (Slurm's
+// came too late on a busy CI controller; PBS sends none): a TERM or INT once the wrapper has run
+// for its limit less KillMargin records 140, and one before that records 143 or 130.
+func TestWrapperTimeLimitWithoutWarning(t *testing.T) {
+	const limit = 4 * time.Second // KillMargin 2 s: a signal from 2 s on is the time-limit kill
+	require.Equal(t, int64(2), limitAt(limit))
+	for _, sh := range wrapperShells(t) {
+		for _, sig := range []struct {
+			name string
+			s    syscall.Signal
+			code int
+		}{{"term", syscall.SIGTERM, 143}, {"int", syscall.SIGINT, 130}} {
+			t.Run(filepath.Base(sh)+"/"+sig.name+" after the limit", func(t *testing.T) {
+				dir, cmd := startWrapper(t, sh, patientTask, JobSpec{Resources: Resources{Time: limit}})
+				started := time.Now()
+				waitFile(t, filepath.Join(dir, "started"), "started\n")
+				time.Sleep(time.Until(started.Add(3 * time.Second)))
+				require.NoError(t, cmd.Process.Signal(sig.s))
+				require.Equal(t, 140, waitExit(t, cmd))
+				require.Equal(t, "140\n", readFile(t, dir, ExitCodeFile))
+				waitFile(t, filepath.Join(dir, "got-term"), "term\n")
+			})
+			t.Run(filepath.Base(sh)+"/"+sig.name+" before the limit", func(t *testing.T) {
+				dir, cmd := startWrapper(t, sh, patientTask, JobSpec{Resources: Resources{Time: time.Hour}})
+				waitFile(t, filepath.Join(dir, "started"), "started\n")
+				require.NoError(t, cmd.Process.Signal(sig.s))
+				require.Equal(t, sig.code, waitExit(t, cmd))
+				require.Equal(t, strconv.Itoa(sig.code)+"\n", readFile(t, dir, ExitCodeFile))
+			})
+		}
+	}
+}
+
+func TestKillMargin(t *testing.T) {
+	for _, c := range []struct {
+		limit  time.Duration
+		margin time.Duration
+		at     int64
+	}{
+		{0, 0, 0},
+		{-time.Second, 0, 0},
+		{time.Second, 500 * time.Millisecond, 1},
+		{4 * time.Second, 2 * time.Second, 2},
+		{1500 * time.Millisecond, 750 * time.Millisecond, 1}, // 2 s once rounded up
+		{time.Minute, 5 * time.Second, 55},
+		{3 * time.Minute, 9 * time.Second, 171},
+		{time.Hour, time.Minute, 3540},
+		{48 * time.Hour, time.Minute, 48*3600 - 60},
+	} {
+		if c.limit > 0 {
+			require.Equal(t, c.margin, KillMargin(c.limit), "KillMargin(%s)", c.limit)
+		}
+		require.Equal(t, c.at, limitAt(c.limit), "limitAt(%s)", c.limit)
+	}
+}
+
+func TestEnforcedLimit(t *testing.T) {
+	setsT := func(x string) bool { return strings.HasPrefix(x, "-t") }
+	r := Resources{Time: 61 * time.Second}
+	require.Equal(t, 2*time.Minute, EnforcedLimit(r, time.Minute, setsT), "rounded up to the unit")
+	require.Equal(t, 61*time.Second, EnforcedLimit(r, time.Second, setsT))
+	r.Extra = []string{"--qos=x", "  -t 10"}
+	require.Zero(t, EnforcedLimit(r, time.Minute, setsT), "an extra option sets its own limit")
+	require.Zero(t, EnforcedLimit(Resources{Extra: []string{"--qos=x"}}, time.Minute, setsT), "no limit")
+}

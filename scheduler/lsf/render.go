@@ -70,7 +70,14 @@ func (l *LSF) Render(spec scheduler.JobSpec) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	spec.Resources.Time = scheduler.EnforcedLimit(spec.Resources, time.Minute, setsRunLimit)
 	return scheduler.RenderWrapper(spec, d)
+}
+
+// setsRunLimit reports whether an extra option sets the run limit (-W; -We is only an estimate).
+func setsRunLimit(x string) bool {
+	opt, _, _ := strings.Cut(x, " ")
+	return opt == "-W" || len(opt) > 2 && strings.HasPrefix(opt, "-W") && opt[2] >= '0' && opt[2] <= '9'
 }
 
 func (l *LSF) directives(spec scheduler.JobSpec) ([]string, error) {

@@ -50,7 +50,13 @@ func (c *core) Render(spec scheduler.JobSpec) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	spec.Resources.Time = scheduler.EnforcedLimit(spec.Resources, time.Second, setsWalltime)
 	return scheduler.RenderWrapper(spec, d)
+}
+
+// setsWalltime reports whether an extra option sets the walltime (-l walltime=...).
+func setsWalltime(x string) bool {
+	return strings.HasPrefix(x, "-l") && strings.Contains(x, "walltime")
 }
 
 func (c *core) directives(spec scheduler.JobSpec) ([]string, error) {

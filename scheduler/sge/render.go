@@ -58,7 +58,13 @@ func (s *SGE) Render(spec scheduler.JobSpec) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	spec.Resources.Time = scheduler.EnforcedLimit(spec.Resources, time.Second, setsRuntime)
 	return scheduler.RenderWrapper(spec, d)
+}
+
+// setsRuntime reports whether an extra option sets the hard run time limit (-l h_rt=...).
+func setsRuntime(x string) bool {
+	return strings.HasPrefix(x, "-l") && strings.Contains(x, "h_rt")
 }
 
 func (s *SGE) directives(spec scheduler.JobSpec) ([]string, error) {

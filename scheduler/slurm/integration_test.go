@@ -254,30 +254,29 @@ func TestIntegrationCancel(t *testing.T) {
 	require.ErrorAs(t, lc.s.CheckCancel([]scheduler.JobID{"abc"}, r), &ce)
 }
 
-// TestIntegrationTimeLimit lets a job run into its three-minute limit: Slurm's USR2 warning and
-// the TERM that follows must leave 140 in .exitcode, and squeue/sacct must say TIMEOUT. slurmctld
-// checks signal deadlines in a background pass every 30 s or so, later when it is busy; a CI run
-// once saw no warning inside a 70 s window, so the window is 120 s: several passes must all miss.
-// The task notes when the warning arrived, for the failure message.
+// TestIntegrationTimeLimit lets a job run into its one-minute limit: squeue/sacct must say TIMEOUT
+// and .exitcode must hold 140. The 140 comes from Slurm's USR2 warning (--signal B:USR2@30) or,
+// when the warning is late or missing, from the wrapper's own check that the TERM came at the
+// limit. slurmctld sends warnings from a background pass every 30 s, and under CI load it once sent
+// none inside a 120 s window, so the test does not depend on which of the two it was.
 func TestIntegrationTimeLimit(t *testing.T) {
 	lc := requireSlurm(t)
 	if testing.Short() {
-		t.Skip("takes about four minutes")
+		t.Skip("takes about a minute and a half")
 	}
 	t.Parallel()
-	lc.s = New(Options{SignalLead: 120 * time.Second})
 	dir := lc.taskDir(t, "alice", "timeout")
 	start := time.Now()
-	id := lc.submit(t, "alice", scheduler.JobSpec{Name: "timeout", Dir: dir, Resources: scheduler.Resources{Time: 3 * time.Minute}},
+	id := lc.submit(t, "alice", scheduler.JobSpec{Name: "timeout", Dir: dir, Resources: scheduler.Resources{Time: time.Minute}},
 		"while :; do sleep 1; done\n")
-	js := lc.await(t, "alice", id, 5*time.Minute, final)
+	js := lc.await(t, "alice", id, 3*time.Minute, final)
 	require.Equal(t, scheduler.StatusTimeout, js.Status, "%+v", js)
 	code := readTaskFile(t, dir, scheduler.ExitCodeFile)
 	if code != "140\n" {
 		show := lc.run(t, "alice", scheduler.Command{Argv: []string{"sacct", "-j", string(id), "-X", "-o", "JobID,State,Start,End,Elapsed"}})
 		t.Logf("job %s (submitted %s ago): %s", id, time.Since(start).Round(time.Second), show.Stdout)
 	}
-	require.Equal(t, "140\n", code, "the wrapper records 140 when Slurm warns it with USR2 before the kill; 143 means no warning came")
+	require.Equal(t, "140\n", code, "the wrapper records 140 on USR2 or on a TERM at the limit; 143 means it took the TERM for a cancel")
 }
 
 // TestIntegrationSubmitRejected checks what a refused submission looks like.

@@ -54,7 +54,14 @@ func (s *Slurm) Render(spec scheduler.JobSpec) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	spec.Resources.Time = scheduler.EnforcedLimit(spec.Resources, time.Minute, setsTime)
 	return scheduler.RenderWrapper(spec, d)
+}
+
+// setsTime reports whether an extra option sets the time limit (-t, --time).
+func setsTime(x string) bool {
+	return strings.HasPrefix(x, "-t") && !strings.HasPrefix(x, "--") ||
+		x == "--time" || strings.HasPrefix(x, "--time=") || strings.HasPrefix(x, "--time ")
 }
 
 func (s *Slurm) directives(spec scheduler.JobSpec) ([]string, error) {
