@@ -6,23 +6,23 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// checkedConn refuses, on the launcher's side and before anything is sent, a request holding a
-// string that is not valid UTF-8: protobuf strings must be, and gRPC would otherwise fail the call
-// with an Internal marshalling error a launcher cannot tell from a broken agent. The error matches
-// ErrInvalidArgument and names the field.
+// checkedConn turns gRPC's failure to send a request holding a string that is not valid UTF-8
+// into an error that matches ErrInvalidArgument and names the field. Protobuf strings must be
+// UTF-8: gRPC refuses such a request while marshalling it, before anything is sent, but with an
+// Internal error a launcher cannot tell from a broken agent. The request is only walked after gRPC
+// failed with Internal, so valid calls pay nothing (walking 1,000 ids took a tenth of a
+// Status(1,000) call).
 type checkedConn struct{ grpc.ClientConnInterface }
 
 func (c checkedConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	if m, ok := args.(proto.Message); ok {
-		if err := validUTF8(m); err != nil {
-			return err
-		}
-	}
-	return c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
+	err := c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
+	return invalidRequest(err, args)
 }
 
 func (c checkedConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
@@ -36,12 +36,21 @@ func (c checkedConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, metho
 type checkedStream struct{ grpc.ClientStream }
 
 func (s checkedStream) SendMsg(m any) error {
-	if pm, ok := m.(proto.Message); ok {
-		if err := validUTF8(pm); err != nil {
-			return err
+	return invalidRequest(s.ClientStream.SendMsg(m), m)
+}
+
+// invalidRequest returns err, or the ErrInvalidArgument naming the field when err is gRPC's
+// Internal error and req holds a string that is not valid UTF-8.
+func invalidRequest(err error, req any) error {
+	if err == nil || status.Code(err) != codes.Internal {
+		return err
+	}
+	if m, ok := req.(proto.Message); ok {
+		if verr := validUTF8(m); verr != nil {
+			return verr
 		}
 	}
-	return s.ClientStream.SendMsg(m)
+	return err
 }
 
 // validUTF8 checks every string in m (nested messages, lists and map keys and values included).
