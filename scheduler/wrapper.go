@@ -136,15 +136,16 @@ ferry_past_limit() {
   [ $((ferry_now - ferry_start)) -ge "$ferry_limit_at" ]
 }
 ferry_on_signal() {
+  # sh may run a second signal's trap inside this one (LSF sends INT then TERM): the first one
+  # records the code and exits, the second returns to it.
+  [ "$ferry_done" = 0 ] || return 0
+  ferry_done=1
   ferry_code=$1
   if [ "$ferry_timelimit" = 1 ] || ferry_past_limit; then
     ferry_code=140
   fi
-  if [ "$ferry_done" = 0 ]; then
-    ferry_done=1
-    [ -n "$ferry_pid" ] && kill -TERM "$ferry_pid" 2>/dev/null
-    ferry_write_exit "$ferry_code"
-  fi
+  [ -n "$ferry_pid" ] && kill -TERM "$ferry_pid" 2>/dev/null
+  ferry_write_exit "$ferry_code"
   exit "$ferry_code"
 }
 trap ferry_on_usr2 USR2

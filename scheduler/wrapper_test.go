@@ -296,3 +296,24 @@ func TestEnforcedLimit(t *testing.T) {
 	require.Zero(t, EnforcedLimit(r, time.Minute, setsT), "an extra option sets its own limit")
 	require.Zero(t, EnforcedLimit(Resources{Extra: []string{"--qos=x"}}, time.Minute, setsT), "no limit")
 }
+
+// TestWrapperTwoSignals sends INT and TERM back to back, as LSF's bkill does. dash may run the
+// TERM trap inside the INT one (at the handler's first command, or while it waits for date or mv),
+// so either code can win; what must hold is that one handler writes .exitcode and the shell exits
+// with that code. The handler used to exit from the nested call with 143 while the outer one's mv
+// wrote 130, and to run date before claiming the signal (CI saw 143 where 130 was usual).
+func TestWrapperTwoSignals(t *testing.T) {
+	for _, sh := range wrapperShells(t) {
+		t.Run(filepath.Base(sh), func(t *testing.T) {
+			for range 10 {
+				dir, cmd := startWrapper(t, sh, patientTask, JobSpec{Resources: Resources{Time: time.Hour}})
+				waitFile(t, filepath.Join(dir, "started"), "started\n")
+				require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+				require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+				code := waitExit(t, cmd)
+				require.Contains(t, []int{130, 143}, code)
+				require.Equal(t, strconv.Itoa(code)+"\n", readFile(t, dir, ExitCodeFile), "exit status and .exitcode agree")
+			}
+		})
+	}
+}
