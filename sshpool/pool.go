@@ -290,6 +290,8 @@ type Pool struct {
 	dials                    int64
 	dialFails                int64
 	lastErr                  string
+	dialErr                  error  // the last failed dial of acquire, for the callers that waited on it
+	failedDials              uint64 // counts those failures
 	dispatched, execSessions int64
 }
 
@@ -391,19 +393,32 @@ func (p *Pool) errorf(format string, a ...any) error {
 
 // acquire returns a connection with a free session slot, already counted as in use.
 func (p *Pool) acquire(ctx context.Context) (*conn, error) {
+	var waitedFor error // the failure of a dial this caller waited on
 	for {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
 			return nil, p.errorf("%w", ErrClosed)
 		}
+		live := 0
 		for _, c := range p.conns {
-			if !c.dead && c.sessions < c.limit {
+			if c.dead {
+				continue
+			}
+			live++
+			if c.sessions < c.limit {
 				c.sessions++
 				c.lastUsed = time.Now()
 				p.mu.Unlock()
 				return c, nil
 			}
+		}
+		// A caller that waited while a dial failed, with no live connection left to wait for, gets
+		// that dial's error instead of dialing again itself: a burst against an unreachable node
+		// then fails within one dial timeout, not one per caller in turn.
+		if waitedFor != nil && live == 0 {
+			p.mu.Unlock()
+			return nil, waitedFor
 		}
 		// A connection being dialed will have room for limit-1 sessions besides its dialer's:
 		// wait for it rather than dial one more per caller in a burst.
@@ -416,6 +431,10 @@ func (p *Pool) acquire(ctx context.Context) (*conn, error) {
 			p.dialing--
 			if err != nil {
 				p.lastErr = err.Error()
+				if ctx.Err() == nil { // the dial failed, not this caller's ctx
+					p.dialErr = err
+					p.failedDials++
+				}
 				p.broadcastLocked()
 				p.mu.Unlock()
 				return nil, err
@@ -433,13 +452,16 @@ func (p *Pool) acquire(ctx context.Context) (*conn, error) {
 			go p.keepalive(c)
 			return c, nil
 		}
-		wake := p.wake
+		wake, failed := p.wake, p.failedDials
 		p.waiters++
 		p.mu.Unlock()
 		select {
 		case <-wake:
 			p.mu.Lock()
 			p.waiters--
+			if p.failedDials != failed {
+				waitedFor = p.dialErr
+			}
 			p.mu.Unlock()
 		case <-ctx.Done():
 			p.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
@@ -246,4 +247,36 @@ func TestDialCapAcrossUsers(t *testing.T) {
 	peak := m.PeakDials(c.Host, c.Port)
 	require.LessOrEqual(t, peak, 4)
 	require.GreaterOrEqual(t, peak, 2, "the dials did overlap")
+}
+
+// TestBurstAgainstUnreachableNodeFailsTogether sends a burst of commands to a pool whose login node
+// swallows every packet, with one connection per user allowed: one caller dials and the others
+// wait for that dial. When it times out they all get its error at once, instead of each dialing
+// in turn and the last one failing after a dial timeout per caller.
+func TestBurstAgainstUnreachableNodeFailsTogether(t *testing.T) {
+	c := testcluster.Require(t)
+	px, err := netproxy.Start(fmt.Sprintf("%s:%d", c.Host, c.Port), 0)
+	require.NoError(t, err)
+	defer px.Close()
+	px.Blackhole(true)
+	tg := target(t, c, "alice")
+	tg.Host, tg.Port = "127.0.0.1", px.Addr().Port
+	const dialTimeout, callers = time.Second, 5
+	_, p := newPool(t, sshpool.Options{DialTimeout: dialTimeout, MaxConnsPerUser: 1}, sshpool.Key{Identity: "hole", User: "alice"}, tg)
+
+	start := time.Now()
+	took := make(chan time.Duration, callers)
+	for range callers {
+		go func() {
+			_, err := p.Exec(context.Background(), "true", nil)
+			assert.ErrorIs(t, err, sshpool.ErrUnreachable)
+			took <- time.Since(start)
+		}()
+	}
+	var slowest time.Duration
+	for range callers {
+		slowest = max(slowest, <-took)
+	}
+	t.Logf("%d callers failed within %s (dial timeout %s, %d dials)", callers, slowest.Round(time.Millisecond), dialTimeout, p.Stats().Dials)
+	require.Less(t, slowest, 2*dialTimeout+time.Second, "the waiters dialed again one after another")
 }
