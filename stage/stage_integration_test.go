@@ -74,6 +74,7 @@ func TestUploadOwnershipAndGroupWrite(t *testing.T) {
 	require.EqualValues(t, 5+4+10, res.Bytes)
 
 	abs := c.WorkDir + "/" + rel
+	defer exec(t, alice, "rm -rf "+abs)
 	// Owner is the user, group the shared group, mode explicit and group-writable whatever the
 	// local mode was (0600 locally).
 	require.Equal(t, "alice:ferryshare 664", exec(t, alice, "stat -c '%U:%G %a' "+abs+"/a.txt"))
@@ -116,4 +117,61 @@ func TestPathsOutsideWorkDirRefused(t *testing.T) {
 	require.ErrorIs(t, err, stage.ErrOutsideWorkDir)
 	_, err = os.Stat("/tmp/owned")
 	require.True(t, os.IsNotExist(err))
+}
+
+// TestWriteFilesMakesConfinedDirs writes a task's two files the way the agent does, into
+// directories that do not exist yet, and checks what ensureDir promises: the new directories are
+// group-owned and setgid, an existing directory is used as it is, a symlink inside the work dir is
+// followed, one leading out is refused and a file in the way is an error, and nothing is written
+// outside.
+func TestWriteFilesMakesConfinedDirs(t *testing.T) {
+	c := testcluster.Require(t)
+	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
+	defer m.Close()
+	alice := pool(t, c, m, "alice")
+	s, err := stage.New(c.WorkDir, stage.Options{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	root := fmt.Sprintf("writefiles-%d", time.Now().UnixNano())
+	abs := c.WorkDir + "/" + root
+	defer exec(t, alice, "rm -rf "+abs)
+
+	files := func(dir string) []stage.File {
+		return []stage.File{
+			{Rel: dir + "/.command.sh", Data: []byte("echo hi\n")},
+			{Rel: dir + "/.command.run", Data: []byte("#!/bin/sh\n"), Mode: 0o775},
+		}
+	}
+	require.NoError(t, s.WriteFiles(ctx, alice, files(root+"/a/b/c")))
+	require.Equal(t, "alice:ferryshare 2775", exec(t, alice, "stat -c '%U:%G %a' "+abs+"/a "+abs+"/a/b "+abs+"/a/b/c | sort -u"))
+	require.Equal(t, "alice:ferryshare 664 echo hi", exec(t, alice, "cd "+abs+"/a/b/c && echo $(stat -c '%U:%G %a' .command.sh) $(cat .command.sh)"))
+	require.Equal(t, "775", exec(t, alice, "stat -c %a "+abs+"/a/b/c/.command.run"))
+
+	// An existing directory keeps its mode; only the missing one below it is made.
+	exec(t, alice, "chmod 2770 "+abs+"/a/b")
+	require.NoError(t, s.WriteFiles(ctx, alice, files(root+"/a/b/d")))
+	require.Equal(t, "2770 2775", exec(t, alice, "echo $(stat -c %a "+abs+"/a/b "+abs+"/a/b/d)"))
+
+	// A symlink that stays inside the work dir is followed.
+	exec(t, alice, "ln -s a/b "+abs+"/inside")
+	require.NoError(t, s.WriteFiles(ctx, alice, files(root+"/inside/e")))
+	require.Equal(t, "echo hi", exec(t, alice, "cat "+abs+"/a/b/e/.command.sh"))
+
+	// One that leads out is refused, and nothing is made behind it.
+	out, err := os.MkdirTemp("", "ferry-escape-") // not t.TempDir, whose parent alice cannot enter
+	require.NoError(t, err)
+	defer os.RemoveAll(out)
+	require.NoError(t, os.Chmod(out, 0o777))
+	exec(t, alice, "ln -s "+out+" "+abs+"/escape")
+	err = s.WriteFiles(ctx, alice, files(root+"/escape/f"))
+	require.ErrorIs(t, err, stage.ErrOutsideWorkDir)
+	entries, err := os.ReadDir(out)
+	require.NoError(t, err)
+	require.Empty(t, entries)
+
+	// A file where a directory should be is an error naming it.
+	exec(t, alice, "touch "+abs+"/plain")
+	err = s.WriteFiles(ctx, alice, files(root+"/plain/g"))
+	require.ErrorContains(t, err, abs+"/plain\" exists and is not a directory")
 }
