@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
 
 // manifestDirs are the adapter packages whose testdata/MANIFEST.tsv (real outputs with their
@@ -24,23 +25,9 @@ func readManifests(t testing.TB) []manifestRow {
 	t.Helper()
 	var rows []manifestRow
 	for _, dir := range manifestDirs {
-		f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
-		require.NoError(t, err)
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		first := true
-		for sc.Scan() {
-			cols := strings.Split(sc.Text(), "\t")
-			if first {
-				require.Equal(t, []string{"file", "scheduler", "command", "source", "expected", "notes"}, cols, dir)
-				first = false
-				continue
-			}
-			require.Len(t, cols, 6, "%s: manifest row %q", dir, sc.Text())
-			rows = append(rows, manifestRow{dir: dir, file: cols[0], scheduler: cols[1], command: cols[2], expected: cols[4]})
+		for _, r := range adaptertest.ReadManifestFile(t, filepath.Join(dir, "MANIFEST.tsv")) {
+			rows = append(rows, manifestRow{dir: dir, file: r.File, scheduler: r.Scheduler, command: r.Command, expected: r.Expected})
 		}
-		require.NoError(t, sc.Err())
-		require.NoError(t, f.Close())
 	}
 	require.NotEmpty(t, rows)
 	return rows

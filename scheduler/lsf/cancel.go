@@ -1,12 +1,11 @@
 package lsf
 
 import (
-	"errors"
-	"fmt"
 	"regexp"
 	"strings"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // lsfJob finds the job an LSF message is about: "Job <123>: ...", "Job <123> is not found".
@@ -32,9 +31,8 @@ func gone(msg string) bool {
 //
 // bkill writes its verdicts to stdout and stderr; both are read.
 func (l *LSF) CheckCancel(ids []scheduler.JobID, r scheduler.Result) error {
-	var refused []string
-	other, recognised := false, false
-	for _, line := range splitLines(append(append([]byte{}, r.Stdout...), r.Stderr...)) {
+	var tally adapter.CancelTally
+	for _, line := range adapter.SplitLines(append(append([]byte{}, r.Stdout...), r.Stderr...)) {
 		t := strings.TrimSpace(line)
 		low := strings.ToLower(t)
 		switch {
@@ -44,25 +42,14 @@ func (l *LSF) CheckCancel(ids []scheduler.JobID, r scheduler.Result) error {
 			if m := lsfJob.FindStringSubmatch(t); m != nil {
 				job = m[1]
 			}
-			refused = append(refused, job)
+			tally.Refused = append(tally.Refused, job)
 		case gone(t), strings.Contains(low, "is being terminated"), strings.Contains(low, "is being signaled"):
-			recognised = true
+			tally.Recognised = true
 		default:
-			other = true
+			tally.Other = true
 		}
 	}
-	cmdErr := func() error { return scheduler.NewCommandError(l.CancelCommand(ids), r) }
-	if len(refused) > 0 {
-		perr := fmt.Errorf("bkill: permission denied for job %s: %w", strings.Join(refused, ", "), scheduler.ErrPermission)
-		if other && r.ExitCode != 0 {
-			return errors.Join(perr, cmdErr())
-		}
-		return perr
-	}
-	if r.ExitCode == 0 || (recognised && !other) {
-		return nil
-	}
-	return cmdErr()
+	return tally.Verdict("bkill", l.CancelCommand(ids), r)
 }
 
 // CheckStatus interprets the result of StatusCommand or AccountingCommand before its stdout is
@@ -77,7 +64,7 @@ func (l *LSF) CheckStatus(ids []scheduler.JobID, r scheduler.Result) error {
 		return nil
 	}
 	recognised, other := false, false
-	for _, line := range splitLines(r.Stderr) {
+	for _, line := range adapter.SplitLines(r.Stderr) {
 		t := strings.TrimSpace(line)
 		switch {
 		case t == "" || strings.HasPrefix(t, "LSF is processing"):

@@ -1,44 +1,25 @@
 package lsf
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
 
-// seed adds the fixtures whose names start with one of prefixes to f's corpus.
-func seed(f *testing.F, prefixes ...string) {
-	entries, err := os.ReadDir("testdata")
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, e := range entries {
-		for _, p := range prefixes {
-			if strings.HasPrefix(e.Name(), p) {
-				b, err := os.ReadFile(filepath.Join("testdata", e.Name()))
-				if err != nil {
-					f.Fatal(err)
-				}
-				f.Add(b)
-			}
-		}
-	}
-}
-
-// checkStates fails unless every state a parser returned without error is usable.
+// checkStates fails unless every state a parser returned without error is usable
+// (adaptertest.CheckStates) and its id starts with a digit, as LSF job ids do.
 func checkStates(t *testing.T, states []scheduler.JobState, err error) {
+	t.Helper()
+	adaptertest.CheckStates(t, states, err)
 	if err != nil {
 		return
 	}
 	for _, js := range states {
-		if !validID(string(js.ID)) || js.ID[0] < '0' || js.ID[0] > '9' {
+		if js.ID[0] < '0' || js.ID[0] > '9' {
 			t.Fatalf("invalid id %q", js.ID)
-		}
-		if strings.TrimSpace(js.Raw) == "" || js.Status == "" {
-			t.Fatalf("job %q has no state", js.ID)
 		}
 	}
 }
@@ -53,7 +34,7 @@ func FuzzParseStatus(f *testing.F) {
 }
 
 func FuzzParseBjobsColumns(f *testing.F) {
-	seed(f, "lsf-bjobs-1.")
+	adaptertest.Seed(f, "lsf-bjobs-1.")
 	fields := strings.Fields("id stat exit_reason exec_host user slots max_req_proc exec_host queue finish_time start_time %complete submit_time name")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		js, err := ParseBjobsColumns(fields, b)
@@ -62,7 +43,7 @@ func FuzzParseBjobsColumns(f *testing.F) {
 }
 
 func FuzzParseBjobsTable(f *testing.F) {
-	seed(f, "lsf-bjobs-3", "lsf-bjobs-5", "lsf-bjobs-7", "lsf-bjobs-11")
+	adaptertest.Seed(f, "lsf-bjobs-3", "lsf-bjobs-5", "lsf-bjobs-7", "lsf-bjobs-11")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		js, err := ParseBjobsTable(b)
 		checkStates(t, js, err)
@@ -70,7 +51,7 @@ func FuzzParseBjobsTable(f *testing.F) {
 }
 
 func FuzzParseBjobsJSON(f *testing.F) {
-	seed(f, "lsf-bjobs-json-")
+	adaptertest.Seed(f, "lsf-bjobs-json-")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		js, err := ParseBjobsJSON(b)
 		checkStates(t, js, err)
@@ -80,7 +61,7 @@ func FuzzParseBjobsJSON(f *testing.F) {
 }
 
 func FuzzParseBjobsLong(f *testing.F) {
-	seed(f, "lsf-bjobs-9")
+	adaptertest.Seed(f, "lsf-bjobs-9")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		js, err := ParseBjobsLong(b)
 		checkStates(t, js, err)
@@ -96,11 +77,11 @@ func FuzzParseBhistLong(f *testing.F) {
 }
 
 func FuzzParseSubmit(f *testing.F) {
-	seed(f, "lsf-bsub-")
+	adaptertest.Seed(f, "lsf-bsub-")
 	l := New(Options{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		id, err := l.ParseSubmit(b)
-		if err == nil && !isDigits(string(id)) {
+		if err == nil && !adapter.IsDigits(string(id)) {
 			t.Fatalf("ParseSubmit returned id %q", id)
 		}
 	})

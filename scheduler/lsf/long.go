@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // continuationIndent is the least indentation of a line that continues the line before it in
@@ -43,10 +44,10 @@ func longBlocks(stdout []byte, what string) ([]longBlock, error) {
 	var cur *longBlock
 	var stray string
 	strayLine := 0
-	err := eachLine(stdout, func(no int, line string) error {
+	err := adapter.EachLine(stdout, func(no int, line string) error {
 		if longSeparator.MatchString(strings.TrimSpace(line)) {
 			if cur == nil && stray != "" {
-				return fmt.Errorf("%s line %d %q comes before any \"Job <\" line: %w", what, strayLine, bound(stray), scheduler.ErrParse)
+				return fmt.Errorf("%s line %d %q comes before any \"Job <\" line: %w", what, strayLine, adapter.Bound(stray), scheduler.ErrParse)
 			}
 			cur, stray = nil, ""
 			return nil
@@ -71,7 +72,7 @@ func longBlocks(stdout []byte, what string) ([]longBlock, error) {
 		return nil, err
 	}
 	if cur == nil && stray != "" {
-		return nil, fmt.Errorf("%s line %d %q comes before any \"Job <\" line: %w", what, strayLine, bound(stray), scheduler.ErrParse)
+		return nil, fmt.Errorf("%s line %d %q comes before any \"Job <\" line: %w", what, strayLine, adapter.Bound(stray), scheduler.ErrParse)
 	}
 	return blocks, nil
 }
@@ -87,8 +88,8 @@ func (b *longBlock) header(js *scheduler.JobState) (status string, err error) {
 	if m := longJob.FindStringSubmatch(b.lines[0]); m != nil {
 		id = m[1]
 	}
-	if !validID(id) || id[0] < '0' || id[0] > '9' {
-		return "", fmt.Errorf("job id %q on line %d is not a number: %w", bound(id), b.line, scheduler.ErrParse)
+	if !adapter.ValidID(id) || id[0] < '0' || id[0] > '9' {
+		return "", fmt.Errorf("job id %q on line %d is not a number: %w", adapter.Bound(id), b.line, scheduler.ErrParse)
 	}
 	js.ID = scheduler.JobID(id)
 	if m := longName.FindStringSubmatch(h); m != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // submitLine is how bsub names the job it accepted: "Job <123> is submitted to queue <q>.",
@@ -21,30 +22,18 @@ var submitLine = regexp.MustCompile(`Job <([0-9]+)> is submitted\b`)
 // or unrecognised output is an error wrapping scheduler.ErrParse that quotes the last line; when
 // bsub said "Job not submitted" it wraps scheduler.ErrSubmitRejected too.
 func (l *LSF) ParseSubmit(stdout []byte) (scheduler.JobID, error) {
-	lines := splitLines(stdout)
-	last, refused := "", ""
-	for i := len(lines) - 1; i >= 0; i-- {
-		t := strings.TrimSpace(lines[i])
-		if t == "" {
-			continue
-		}
-		if last == "" {
-			last = t
-		}
-		if m := submitLine.FindStringSubmatch(t); m != nil {
-			return scheduler.JobID(m[1]), nil
-		}
-		if strings.Contains(t, "Job not submitted") {
-			refused = t
-		}
-	}
+	id, last, refused := adapter.ScanSubmit(stdout, func(l string) bool {
+		return strings.Contains(l, "Job not submitted")
+	}, submitLine)
 	switch {
+	case id != "":
+		return scheduler.JobID(id), nil
 	case last == "":
 		return "", fmt.Errorf("bsub printed nothing: %w", scheduler.ErrParse)
 	case refused != "":
-		return "", fmt.Errorf("bsub: %s: %w: %w", bound(refused), scheduler.ErrSubmitRejected, scheduler.ErrParse)
+		return "", fmt.Errorf("bsub: %s: %w: %w", adapter.Bound(refused), scheduler.ErrSubmitRejected, scheduler.ErrParse)
 	}
-	return "", fmt.Errorf("no job id in bsub output; last line %q: %w", bound(last), scheduler.ErrParse)
+	return "", fmt.Errorf("no job id in bsub output; last line %q: %w", adapter.Bound(last), scheduler.ErrParse)
 }
 
 // ParseStatus parses the output of StatusCommand with ParseBjobsColumns and the field list Ferry
@@ -96,8 +85,8 @@ func buildJob(v map[string]string) (scheduler.JobState, error) {
 		id += "[" + idx + "]"
 	}
 	js := scheduler.JobState{ID: scheduler.JobID(id)}
-	if !validID(id) || id[0] < '0' || id[0] > '9' {
-		return js, fmt.Errorf("job id %q is not a number: %w", bound(id), scheduler.ErrParse)
+	if !adapter.ValidID(id) || id[0] < '0' || id[0] > '9' {
+		return js, fmt.Errorf("job id %q is not a number: %w", adapter.Bound(id), scheduler.ErrParse)
 	}
 	js.Raw = v["stat"]
 	if js.Raw == "" {
@@ -159,7 +148,7 @@ func ParseBjobsColumns(fields []string, stdout []byte) ([]scheduler.JobState, er
 		return nil, fmt.Errorf("bjobs fields %q have no jobid and stat", fields)
 	}
 	var out []scheduler.JobState
-	err := eachLine(stdout, func(no int, line string) error {
+	err := adapter.EachLine(stdout, func(no int, line string) error {
 		if strings.TrimSpace(line) == "" {
 			return nil
 		}
@@ -170,7 +159,7 @@ func ParseBjobsColumns(fields []string, stdout []byte) ([]scheduler.JobState, er
 			f = append(append(append([]string{}, f[:nameCol]...), joined), f[nameCol+extra+1:]...)
 		}
 		if len(f) != len(names) {
-			return fmt.Errorf("bjobs line %d has %d fields, want %d: %q: %w", no, len(f), len(names), bound(line), scheduler.ErrParse)
+			return fmt.Errorf("bjobs line %d has %d fields, want %d: %q: %w", no, len(f), len(names), adapter.Bound(line), scheduler.ErrParse)
 		}
 		v := map[string]string{}
 		for i, n := range names {
@@ -183,7 +172,7 @@ func ParseBjobsColumns(fields []string, stdout []byte) ([]scheduler.JobState, er
 		}
 		js, err := buildJob(v)
 		if err != nil {
-			return fmt.Errorf("bjobs line %d %q: %w", no, bound(line), err)
+			return fmt.Errorf("bjobs line %d %q: %w", no, adapter.Bound(line), err)
 		}
 		out = append(out, js)
 		return nil
@@ -234,7 +223,7 @@ func parseBjobsJSON(ids []scheduler.JobID, stdout []byte) ([]scheduler.JobState,
 		v := map[string]string{}
 		for k, raw := range rec {
 			if c := canonical(k); c != "" {
-				if s, ok := jsonScalar(raw); ok {
+				if s, ok := adapter.JSONScalar(raw); ok {
 					v[c] = clean(s)
 				}
 			}
@@ -260,21 +249,6 @@ func parseBjobsJSON(ids []scheduler.JobID, stdout []byte) ([]scheduler.JobState,
 	return out, nil
 }
 
-func jsonScalar(v json.RawMessage) (string, bool) {
-	v = bytes.TrimSpace(v)
-	if len(v) == 0 || v[0] == '{' || v[0] == '[' {
-		return "", false
-	}
-	if v[0] == '"' {
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			return "", false
-		}
-		return s, true
-	}
-	return string(v), true
-}
-
 // tableTime finds SUBMIT_TIME in a bjobs table row: "Oct 22 13:51" (three words) or, with -W,
 // "03/31-19:24:57".
 var (
@@ -298,7 +272,7 @@ var (
 func ParseBjobsTable(stdout []byte) ([]scheduler.JobState, error) {
 	var out []scheduler.JobState
 	header := false
-	err := eachLine(stdout, func(no int, line string) error {
+	err := adapter.EachLine(stdout, func(no int, line string) error {
 		t := strings.TrimSpace(line)
 		if t == "" {
 			return nil
@@ -313,8 +287,8 @@ func ParseBjobsTable(stdout []byte) ([]scheduler.JobState, error) {
 		if line[0] == ' ' || line[0] == '\t' {
 			return nil
 		}
-		if len(f) < 5 || !isDigits(f[0]) {
-			return fmt.Errorf("bjobs line %d %q is not a JOBID USER STAT QUEUE FROM_HOST row: %w", no, bound(line), scheduler.ErrParse)
+		if len(f) < 5 || !adapter.IsDigits(f[0]) {
+			return fmt.Errorf("bjobs line %d %q is not a JOBID USER STAT QUEUE FROM_HOST row: %w", no, adapter.Bound(line), scheduler.ErrParse)
 		}
 		js := scheduler.JobState{Raw: f[2], User: f[1], Queue: f[3]}
 		rest := f[5:]
@@ -366,7 +340,7 @@ func ParseBjobsTable(stdout []byte) ([]scheduler.JobState, error) {
 // request. Please wait ...", "No unfinished job found").
 func onlyNotices(out []byte) bool {
 	all := true
-	_ = eachLine(out, func(_ int, l string) error {
+	_ = adapter.EachLine(out, func(_ int, l string) error {
 		t := strings.TrimSpace(l)
 		if t != "" && !strings.HasPrefix(t, "LSF is processing") && !strings.HasPrefix(t, "No ") {
 			all = false

@@ -1,36 +1,20 @@
 package lsf
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
-
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
-
-func local(s string) time.Time {
-	t, err := time.ParseInLocation("2006-01-02 15:04:05", s, time.Local)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
 
 // fixClock makes year-less LSF times resolve against 2024-06-15 12:00 local time.
 func fixClock(t *testing.T) {
 	t.Helper()
 	old := now
-	now = func() time.Time { return local("2024-06-15 12:00:00") }
+	now = func() time.Time { return adaptertest.Local("2024-06-15 12:00:00") }
 	t.Cleanup(func() { now = old })
 }
 
@@ -78,14 +62,14 @@ func TestParseStatus(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, js, 6)
 	require.Equal(t, scheduler.JobState{ID: "101", Raw: "RUN", Status: scheduler.StatusRunning, Queue: "normal", User: "alice", Name: "nf-a",
-		Submitted: local("2024-06-14 10:00:00"), Started: local("2024-06-14 10:05:00")}, js[0])
+		Submitted: adaptertest.Local("2024-06-14 10:00:00"), Started: adaptertest.Local("2024-06-14 10:05:00")}, js[0])
 	require.Equal(t, "name|with|bars", js[1].Name)
 	require.Equal(t, "Job's requirements for reserving resource (mem) not satisfied: 2 hosts;", js[1].Reason)
 	require.True(t, js[1].Started.IsZero())
 	require.Equal(t, scheduler.StatusTimeout, js[2].Status)
 	require.Equal(t, 140, *js[2].ExitCode)
-	require.Equal(t, local("2023-12-31 23:00:00"), js[2].Submitted, "a December time seen in June is last year's")
-	require.Equal(t, local("2024-01-01 00:30:00"), js[2].Ended)
+	require.Equal(t, adaptertest.Local("2023-12-31 23:00:00"), js[2].Submitted, "a December time seen in June is last year's")
+	require.Equal(t, adaptertest.Local("2024-01-01 00:30:00"), js[2].Ended)
 	require.Equal(t, scheduler.StatusCancelled, js[3].Status)
 	require.Equal(t, scheduler.StatusCompleted, js[4].Status)
 	require.Equal(t, 0, *js[4].ExitCode)
@@ -125,7 +109,7 @@ func TestParseBjobsJSON(t *testing.T) {
 	require.Equal(t, 2, *js[0].ExitCode)
 	require.Equal(t, "New job is waiting for scheduling;", js[1].Reason)
 
-	noID := fixture(t, "lsf-bjobs-json-3.json")
+	noID := adaptertest.Fixture(t, "lsf-bjobs-json-3.json")
 	_, err = ParseBjobsJSON(noID)
 	require.ErrorIs(t, err, scheduler.ErrParse)
 	require.Contains(t, err.Error(), "no JOBID")
@@ -161,14 +145,14 @@ func TestParseBjobsTable(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, js, 3)
 	require.Equal(t, scheduler.JobState{ID: "1234", Raw: "RUN", Status: scheduler.StatusRunning, Queue: "normal", User: "alice", Name: "my job",
-		Submitted: local("2024-06-14 13:51:00")}, js[0])
+		Submitted: adaptertest.Local("2024-06-14 13:51:00")}, js[0])
 	require.Equal(t, scheduler.JobID("1235[7]"), js[1].ID)
 	require.Equal(t, "arr[7]", js[1].Name)
 	require.Equal(t, 0, *js[2].ExitCode)
 
-	js, err = ParseBjobsTable(fixture(t, "lsf-bjobs-5.txt"))
+	js, err = ParseBjobsTable(adaptertest.Fixture(t, "lsf-bjobs-5.txt"))
 	require.NoError(t, err)
-	require.Equal(t, local("2024-03-31 19:24:57"), js[0].Submitted)
+	require.Equal(t, adaptertest.Local("2024-03-31 19:24:57"), js[0].Submitted)
 
 	for name, in := range map[string]string{
 		"no header":  "1234 alice RUN normal login1 node1 x Jun 14 13:51\n",
@@ -187,7 +171,7 @@ func TestParseBjobsTable(t *testing.T) {
 }
 
 func TestParseBjobsLong(t *testing.T) {
-	js, err := ParseBjobsLong(fixture(t, "lsf-bjobs-9.txt"))
+	js, err := ParseBjobsLong(adaptertest.Fixture(t, "lsf-bjobs-9.txt"))
 	require.NoError(t, err)
 	require.Len(t, js, 1)
 	require.Equal(t, scheduler.JobID("2073"), js[0].ID)
@@ -196,7 +180,7 @@ func TestParseBjobsLong(t *testing.T) {
 	require.Equal(t, "markmon", js[0].User)
 	require.Equal(t, "normal", js[0].Queue)
 	require.Equal(t, 127, *js[0].ExitCode)
-	require.Equal(t, local("2014-08-04 12:28:51"), js[0].Submitted)
+	require.Equal(t, adaptertest.Local("2014-08-04 12:28:51"), js[0].Submitted)
 
 	pending := "\nJob <3>, Job Name <p>, User <alice>, Project <default>, Status <PEND>, Queue <nor\n" +
 		"                          mal>, Command <sleep 1>\n" +
@@ -216,7 +200,7 @@ func TestParseBjobsLong(t *testing.T) {
 	require.Equal(t, "normal", js[0].Queue)
 	require.Equal(t, "New job is waiting for scheduling: 1 host; Job dependency condition not satisfied", js[0].Reason)
 	require.Equal(t, "RUN", js[1].Raw, "a Status inside the Command is not the job's")
-	require.Equal(t, local("2014-08-04 12:30:00"), js[1].Started)
+	require.Equal(t, adaptertest.Local("2014-08-04 12:30:00"), js[1].Started)
 
 	for name, in := range map[string]string{
 		"no job line": "Status <RUN>\n",
@@ -293,7 +277,7 @@ func TestParseBhistLong(t *testing.T) {
 	zero := 0
 	require.Equal(t, scheduler.JobState{
 		ID: "872795", Raw: "DONE", Status: scheduler.StatusCompleted, Queue: "research-rh74", User: "rasko",
-		Submitted: local("2024-01-10 17:47:38"), Started: local("2024-01-10 17:47:39"), Ended: local("2024-01-10 17:47:39"), ExitCode: &zero,
+		Submitted: adaptertest.Local("2024-01-10 17:47:38"), Started: adaptertest.Local("2024-01-10 17:47:39"), Ended: adaptertest.Local("2024-01-10 17:47:39"), ExitCode: &zero,
 	}, js[0])
 	require.Equal(t, "EXIT", js[1].Raw)
 	require.Equal(t, scheduler.StatusFailed, js[1].Status)
@@ -315,14 +299,14 @@ func TestParseBhistLong(t *testing.T) {
 func TestParseTime(t *testing.T) {
 	fixClock(t)
 	for in, want := range map[string]time.Time{
-		"Feb  2 00:46":             local("2024-02-02 00:46:00"),
-		"Feb  2 01:53 L":           local("2024-02-02 01:53:00"),
-		"Jun 16 11:00":             local("2024-06-16 11:00:00"),
-		"Jun 17 11:00":             local("2023-06-17 11:00:00"),
-		"Mon Aug  4 12:28:51 2014": local("2014-08-04 12:28:51"),
-		"Sun Jan 10 17:47:38":      local("2024-01-10 17:47:38"),
-		"03/31-19:24:57":           local("2024-03-31 19:24:57"),
-		"2019/03/31-19:24:57":      local("2019-03-31 19:24:57"),
+		"Feb  2 00:46":             adaptertest.Local("2024-02-02 00:46:00"),
+		"Feb  2 01:53 L":           adaptertest.Local("2024-02-02 01:53:00"),
+		"Jun 16 11:00":             adaptertest.Local("2024-06-16 11:00:00"),
+		"Jun 17 11:00":             adaptertest.Local("2023-06-17 11:00:00"),
+		"Mon Aug  4 12:28:51 2014": adaptertest.Local("2014-08-04 12:28:51"),
+		"Sun Jan 10 17:47:38":      adaptertest.Local("2024-01-10 17:47:38"),
+		"03/31-19:24:57":           adaptertest.Local("2024-03-31 19:24:57"),
+		"2019/03/31-19:24:57":      adaptertest.Local("2019-03-31 19:24:57"),
 	} {
 		require.Equal(t, want, parseTime(in), in)
 	}

@@ -2,19 +2,16 @@ package lsf
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // maxNameLen is the longest job name Ferry renders (LSF allows 4094).
 const maxNameLen = 256
-
-// tokenPattern is what an idempotency token may contain.
-var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // memoryUnits are the units Options.MemoryUnit may name, as powers of 1024 above MB.
 var memoryUnits = map[string]int{"KB": -1, "MB": 0, "GB": 1, "TB": 2}
@@ -82,26 +79,20 @@ func setsRunLimit(x string) bool {
 
 func (l *LSF) directives(spec scheduler.JobSpec) ([]string, error) {
 	r := spec.Resources
-	if hasControl(spec.Name) {
+	if adapter.HasControl(spec.Name) {
 		return nil, fmt.Errorf("job name %q contains a control character", spec.Name)
 	}
 	if !strings.HasPrefix(spec.Dir, "/") {
 		return nil, fmt.Errorf("task dir %q is not absolute", spec.Dir)
 	}
-	if hasControl(spec.Dir) || strings.ContainsAny(spec.Dir, "\"'\\#%$") {
+	if adapter.HasControl(spec.Dir) || strings.ContainsAny(spec.Dir, "\"'\\#%$") {
 		return nil, fmt.Errorf("task dir %q contains a control character, a quote, a backslash or one of # %% $, which a #BSUB -o directive cannot carry", spec.Dir)
 	}
-	if r.CPUs < 0 {
-		return nil, fmt.Errorf("cpus %d is negative", r.CPUs)
+	if err := adapter.CheckNonNegative(r); err != nil {
+		return nil, err
 	}
-	if r.MemoryMB < 0 {
-		return nil, fmt.Errorf("memory %d MB is negative", r.MemoryMB)
-	}
-	if r.Time < 0 {
-		return nil, fmt.Errorf("time limit %s is negative", r.Time)
-	}
-	if spec.Token != "" && !tokenPattern.MatchString(spec.Token) {
-		return nil, fmt.Errorf("token %q must be 1-128 characters from [A-Za-z0-9._:-]", spec.Token)
+	if err := adapter.CheckToken(spec.Token); err != nil {
+		return nil, err
 	}
 	for _, f := range []struct{ field, v string }{{"queue", r.Queue}, {"account", r.Account}} {
 		if err := checkWord(f.field, f.v); err != nil {
@@ -212,7 +203,7 @@ func checkWord(field, v string) error {
 	if v == "" {
 		return nil
 	}
-	if hasControl(v) || strings.ContainsAny(v, " \t\"'\\#") {
+	if adapter.HasControl(v) || strings.ContainsAny(v, " \t\"'\\#") {
 		return fmt.Errorf("%s %q contains a blank, a quote, a backslash, '#' or a control character, which a #BSUB directive cannot carry", field, v)
 	}
 	return nil
@@ -245,14 +236,4 @@ func checkExtra(x string, haveToken bool) error {
 		return fmt.Errorf("the job description carries Ferry's idempotency token and cannot be overridden")
 	}
 	return nil
-}
-
-// hasControl reports whether s contains an ASCII control character (C0 or DEL).
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return true
-		}
-	}
-	return false
 }

@@ -2,15 +2,13 @@ package lsf
 
 import (
 	"flag"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.run from the current Render")
@@ -46,29 +44,14 @@ func TestRenderGolden(t *testing.T) {
 		t.Run(g.name, func(t *testing.T) {
 			got, err := New(g.opts).Render(g.spec)
 			require.NoError(t, err)
-			path := filepath.Join("testdata", "golden", g.name+".run")
-			if *update {
-				require.NoError(t, os.WriteFile(path, got, 0o644))
-			}
-			want, err := os.ReadFile(path)
-			require.NoError(t, err, "run go test ./scheduler/lsf -run TestRenderGolden -update to create it")
-			require.Equal(t, string(want), string(got))
+			adaptertest.RequireGolden(t, "lsf", g.name, got, *update)
 		})
 	}
 }
 
 // directives returns the #BSUB lines of a rendered script, without the prefix.
-func directives(t *testing.T, b []byte) []string {
-	t.Helper()
-	var out []string
-	for _, l := range strings.Split(string(b), "\n")[1:] {
-		rest, ok := strings.CutPrefix(l, "#BSUB ")
-		if !ok {
-			break
-		}
-		out = append(out, rest)
-	}
-	return out
+func directives(b []byte) []string {
+	return adaptertest.Directives(b, "#BSUB ")
 }
 
 func TestRenderDirectives(t *testing.T) {
@@ -79,7 +62,7 @@ func TestRenderDirectives(t *testing.T) {
 		"-n 4", `-R "span[hosts=1]"`, "-W 50:02", "-wa USR2", "-wt 1",
 		"-M 2049", `-R "select[mem>=8193] rusage[mem=8193]"`, "-P proj-1", "-Jd ferry:run-42:task.7",
 		`-R "rusage[ngpus_physical=1]"`, "-app big", "-G lab",
-	}, directives(t, b))
+	}, directives(b))
 
 	b, err = New(Options{MemoryUnit: "KB", PerJobMemLimit: true, PerTaskReserve: true, AccountOption: "-G", WarningLead: 90 * time.Minute}).
 		Render(scheduler.JobSpec{Dir: "/my work/[x]", Resources: scheduler.Resources{CPUs: 2, MemoryMB: 1000, Time: 3 * time.Hour, Account: "grp"}})
@@ -87,17 +70,17 @@ func TestRenderDirectives(t *testing.T) {
 	require.Equal(t, []string{
 		"-J ferry", `-o "/my work/[x]/.command.log"`, "-n 2", `-R "span[hosts=1]"`, "-W 03:00", "-wa USR2", "-wt 1:30",
 		"-M 1024000", `-R "select[mem>=1024000] rusage[mem=512000]"`, "-G grp",
-	}, directives(t, b))
+	}, directives(b))
 
 	b, err = New(Options{MemoryUnit: "gb", WarningLead: -1}).Render(scheduler.JobSpec{Dir: "/w", Resources: scheduler.Resources{MemoryMB: 1500, Time: time.Hour}})
 	require.NoError(t, err)
-	require.Equal(t, []string{"-J ferry", "-o /w/.command.log", "-W 01:00", "-M 2", `-R "select[mem>=2] rusage[mem=2]"`}, directives(t, b))
+	require.Equal(t, []string{"-J ferry", "-o /w/.command.log", "-W 01:00", "-M 2", `-R "select[mem>=2] rusage[mem=2]"`}, directives(b))
 }
 
 func TestWarningNeedsRoom(t *testing.T) {
 	b, err := New(Options{WarningLead: time.Hour}).Render(scheduler.JobSpec{Dir: "/w", Resources: scheduler.Resources{Time: time.Hour}})
 	require.NoError(t, err)
-	require.Equal(t, []string{"-J ferry", "-o /w/.command.log", "-W 01:00"}, directives(t, b), "a warning as long as the limit would fire at start")
+	require.Equal(t, []string{"-J ferry", "-o /w/.command.log", "-W 01:00"}, directives(b), "a warning as long as the limit would fire at start")
 }
 
 func TestConvert(t *testing.T) {

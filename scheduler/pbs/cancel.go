@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // gone reports whether a qstat or qdel complaint says the job has already ended: the server no
@@ -71,7 +72,7 @@ func (c *core) CheckCancel(ids []scheduler.JobID, r scheduler.Result) error {
 	}
 	var refused []string
 	other, recognised, mentioned := false, false, false
-	for _, l := range splitLines(append(append([]byte{}, r.Stderr...), r.Stdout...)) {
+	for _, l := range adapter.SplitLines(append(append([]byte{}, r.Stderr...), r.Stdout...)) {
 		l = strings.TrimSpace(l)
 		if strings.Contains(strings.ToLower(l), "qdel") {
 			mentioned = true // also "bash: qdel: command not found", which is no verdict
@@ -117,7 +118,7 @@ func (c *core) CheckCancel(ids []scheduler.JobID, r scheduler.Result) error {
 // that do not start with "qstat:" are ignored.
 func (c *core) CheckStatus(ids []scheduler.JobID, r scheduler.Result) error {
 	recognised, other := false, false
-	for _, l := range splitLines(r.Stderr) {
+	for _, l := range adapter.SplitLines(r.Stderr) {
 		l = strings.TrimSpace(l)
 		if !strings.HasPrefix(l, "qstat:") {
 			continue

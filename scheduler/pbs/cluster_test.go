@@ -1,21 +1,20 @@
 package pbs
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
 
 // clusterCapture reads a capture of testdata/cluster (see its README.md).
+// clusterCapture returns testdata/cluster/NAME, output captured on the local test cluster.
 func clusterCapture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "cluster", name))
-	require.NoError(t, err)
-	return b
+	return adaptertest.Fixture(t, filepath.Join("cluster", name))
 }
 
 // TestClusterTorqueQstat parses the TAB-indented qstat -f -1 of Slurm's Torque wrappers. Every
@@ -27,10 +26,10 @@ func TestClusterTorqueQstat(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []scheduler.JobState{{
 		ID: "6521", Raw: "R", Status: scheduler.StatusRunning, Queue: "debug", User: "alice", Name: "capture-run",
-		Submitted: local("2026-11-29 00:25:46"),
+		Submitted: adaptertest.Local("2026-11-29 00:25:46"),
 	}, {
 		ID: "6522", Raw: "C", Status: scheduler.StatusCompleted, Queue: "debug", User: "alice", Name: "capture-fail",
-		Submitted: local("2026-11-29 00:25:52"), Ended: local("2026-11-29 00:25:53"),
+		Submitted: adaptertest.Local("2026-11-29 00:25:52"), Ended: adaptertest.Local("2026-11-29 00:25:53"),
 	}}, states)
 
 	states, err = tq.ParseStatus(clusterCapture(t, "torque-qstat-f-cancelled.txt"))

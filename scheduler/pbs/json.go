@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // ParseQstatJSON parses qstat -f -F json (PBS Pro 14.1+): the jobs of the "Jobs" object in the
@@ -73,7 +74,7 @@ func decodeQstatJSON(b []byte) ([]rawJob, error) {
 			}
 			j := rawJob{id: id, attrs: make(map[string]string, len(attrs))}
 			for k, v := range attrs {
-				if s, ok := jsonScalar(v); ok {
+				if s, ok := adapter.JSONScalar(v); ok {
 					j.attrs[k] = s
 				}
 			}
@@ -113,23 +114,6 @@ func stringToken(dec *json.Decoder) (string, error) {
 		return "", fmt.Errorf("found %v, want a key", t)
 	}
 	return s, nil
-}
-
-// jsonScalar returns a JSON string's text or a number's or literal's spelling; objects and arrays
-// are not scalars.
-func jsonScalar(v json.RawMessage) (string, bool) {
-	v = bytes.TrimSpace(v)
-	if len(v) == 0 || v[0] == '{' || v[0] == '[' {
-		return "", false
-	}
-	if v[0] == '"' {
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			return "", false
-		}
-		return s, true
-	}
-	return string(v), true
 }
 
 // lineAt returns the 1-based line of byte offset off in b.
@@ -215,7 +199,7 @@ func scanQstatJSON(b []byte) ([]rawJob, error) {
 	depth := -1 // -1 before "Jobs", 0 inside it, 1 inside a job, 2+ nested
 	var cur *rawJob
 	done := false
-	err := eachLine(b, func(no int, line string) error {
+	err := adapter.EachLine(b, func(no int, line string) error {
 		t := strings.TrimSpace(line)
 		if done || t == "" {
 			return nil
@@ -239,7 +223,7 @@ func scanQstatJSON(b []byte) ([]rawJob, error) {
 			}
 			depth++
 		case depth == 0:
-			return fmt.Errorf("line %d %q is not a job", no, bound(t))
+			return fmt.Errorf("line %d %q is not a job", no, adapter.Bound(t))
 		case depth == 1:
 			if m := jsonAttr.FindStringSubmatch(t); m != nil {
 				cur.attrs[unquoteLenient(m[1])] = jsonValueLenient(m[2])

@@ -1,54 +1,19 @@
 package pbs
 
 import (
-	"bufio"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
-
-// manifestRow is one row of testdata/MANIFEST.tsv: the PBS Pro and Torque rows of the shared
-// fixture manifest, copied verbatim.
-type manifestRow struct {
-	file, scheduler, command, expected string
-}
-
-func readManifest(t testing.TB) []manifestRow {
-	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "MANIFEST.tsv"))
-	require.NoError(t, err)
-	defer f.Close()
-	var rows []manifestRow
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	first := true
-	for sc.Scan() {
-		cols := strings.Split(sc.Text(), "\t")
-		if first {
-			require.Equal(t, []string{"file", "scheduler", "command", "source", "expected", "notes"}, cols)
-			first = false
-			continue
-		}
-		require.Len(t, cols, 6, "manifest row %q", sc.Text())
-		require.Contains(t, []string{"pbspro", "torque"}, cols[1], "manifest row %q", cols[0])
-		rows = append(rows, manifestRow{file: cols[0], scheduler: cols[1], command: cols[2], expected: cols[4]})
-	}
-	require.NoError(t, sc.Err())
-	require.NotEmpty(t, rows)
-	return rows
-}
-
-type parseFunc func([]byte) ([]scheduler.JobState, error)
 
 // fixtureParser chooses the parser for a fixture by its format, which the file name says: every
 // manifest row must get one, or be listed in skipped with the reason, so a new fixture cannot be
 // ignored silently.
-func fixtureParser(file string) (parseFunc, bool) {
+func fixtureParser(file string) (adaptertest.ParseFunc, bool) {
 	switch {
 	case strings.HasPrefix(file, "pbspro-qstat-json-"):
 		return ParseQstatJSON, true
@@ -63,61 +28,34 @@ func fixtureParser(file string) (parseFunc, bool) {
 // skipped lists fixtures that are deliberately not parsed, with the reason. None so far.
 var skipped = map[string]string{}
 
-// TestManifest parses every PBS fixture with the parser for its format and compares the id=STATE
-// pairs, in order, with the manifest's expected column; submit fixtures go through ParseSubmit of
-// the adapter the manifest names.
+// TestManifest parses every PBS fixture (the PBS Pro and Torque rows of the manifest) with the
+// parser for its format and compares the id=STATE pairs, in order, with the manifest's expected
+// column; submit fixtures go through ParseSubmit of the adapter the manifest names.
 func TestManifest(t *testing.T) {
-	for _, row := range readManifest(t) {
-		t.Run(row.file, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join("testdata", row.file))
-			require.NoError(t, err)
-			if reason, ok := skipped[row.file]; ok {
+	for _, row := range adaptertest.ReadManifest(t, "pbspro", "torque") {
+		t.Run(row.File, func(t *testing.T) {
+			data := adaptertest.Fixture(t, row.File)
+			if reason, ok := skipped[row.File]; ok {
 				t.Skipf("not parsed: %s", reason)
 			}
-			if strings.HasPrefix(row.file, "pbs-qsub-") {
+			if strings.HasPrefix(row.File, "pbs-qsub-") {
 				var s scheduler.Scheduler = NewPro(Options{})
-				if row.scheduler == "torque" {
+				if row.Scheduler == "torque" {
 					s = NewTorque(Options{})
 				}
-				id, err := s.ParseSubmit(data)
-				if row.expected == "NONE" {
-					require.ErrorIs(t, err, scheduler.ErrParse)
-					return
-				}
-				require.NoError(t, err)
-				require.Equal(t, scheduler.JobID(row.expected), id)
+				adaptertest.RequireSubmitted(t, s, data, row.Expected)
 				return
 			}
-			parse, ok := fixtureParser(row.file)
-			require.True(t, ok, "no parser or skip reason for %s (command: %s)", row.file, row.command)
+			parse, ok := fixtureParser(row.File)
+			require.True(t, ok, "no parser or skip reason for %s (command: %s)", row.File, row.Command)
 			states, err := parse(data)
 			require.NoError(t, err)
-			got := []string{}
-			for _, js := range states {
-				got = append(got, string(js.ID)+"="+js.Raw)
-				require.NotEqual(t, scheduler.StatusUnknown, js.Status, "job %s state %q", js.ID, js.Raw)
-			}
-			want := []string{}
-			if row.expected != "NONE" {
-				want = strings.Split(row.expected, ",")
-			}
-			require.Equal(t, want, got)
+			adaptertest.RequireStates(t, states, row.Expected)
 		})
 	}
 }
 
 // TestManifestCoversEveryFixture makes sure no fixture file sits in testdata without a manifest row.
 func TestManifestCoversEveryFixture(t *testing.T) {
-	listed := map[string]bool{}
-	for _, r := range readManifest(t) {
-		listed[r.file] = true
-	}
-	files, err := os.ReadDir("testdata")
-	require.NoError(t, err)
-	for _, f := range files {
-		if f.IsDir() || f.Name() == "MANIFEST.tsv" {
-			continue
-		}
-		require.True(t, listed[f.Name()], "%s has no row in testdata/MANIFEST.tsv", f.Name())
-	}
+	adaptertest.RequireEveryFixtureListed(t, adaptertest.ReadManifest(t, "pbspro", "torque"))
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // ErrNoHistory means a PBS Pro server answered a job-history query (qstat -x) with no job at all,
@@ -31,33 +32,18 @@ var (
 // lines ("qsub: ...") it wraps scheduler.ErrSubmitRejected too. Every id returned starts with a
 // digit.
 func (c *core) ParseSubmit(stdout []byte) (scheduler.JobID, error) {
-	lines := splitLines(stdout)
-	last, qsubErr := "", ""
-	for i := len(lines) - 1; i >= 0; i-- {
-		l := strings.TrimSpace(lines[i])
-		if l == "" {
-			continue
-		}
-		if last == "" {
-			last = l
-		}
-		if m := submitIDLine.FindStringSubmatch(l); m != nil {
-			return scheduler.JobID(m[1]), nil
-		}
-		if m := submitWaiting.FindStringSubmatch(l); m != nil {
-			return scheduler.JobID(m[1]), nil
-		}
-		if strings.HasPrefix(l, "qsub:") {
-			qsubErr = l
-		}
-	}
+	id, last, qsubErr := adapter.ScanSubmit(stdout, func(l string) bool {
+		return strings.HasPrefix(l, "qsub:")
+	}, submitIDLine, submitWaiting)
 	switch {
+	case id != "":
+		return scheduler.JobID(id), nil
 	case last == "":
 		return "", fmt.Errorf("qsub printed nothing: %w", scheduler.ErrParse)
 	case qsubErr != "":
-		return "", fmt.Errorf("%s: %w: %w", bound(qsubErr), scheduler.ErrSubmitRejected, scheduler.ErrParse)
+		return "", fmt.Errorf("%s: %w: %w", adapter.Bound(qsubErr), scheduler.ErrSubmitRejected, scheduler.ErrParse)
 	}
-	return "", fmt.Errorf("no job id in qsub output; last line %q: %w", bound(last), scheduler.ErrParse)
+	return "", fmt.Errorf("no job id in qsub output; last line %q: %w", adapter.Bound(last), scheduler.ErrParse)
 }
 
 // ParseStatus parses the output of StatusCommand (qstat -f -F json) with ParseQstatJSON. With
@@ -107,7 +93,7 @@ func (j *rawJob) get(keys ...string) string {
 // comp_time; mtime for a finished job that has neither).
 func (j *rawJob) build() (scheduler.JobState, error) {
 	js := scheduler.JobState{ID: scheduler.JobID(j.id)}
-	if !validID(j.id) {
+	if !adapter.ValidID(j.id) {
 		return js, fmt.Errorf("job id %q is empty or contains a blank: %w", j.id, scheduler.ErrParse)
 	}
 	js.Raw = j.get("job_state")
@@ -201,7 +187,7 @@ func ParseQstatFull(stdout []byte) ([]scheduler.JobState, error) {
 	var jobs []rawJob
 	var cur *rawJob
 	lastKey, indent := "", ""
-	err := eachLine(stdout, func(no int, line string) error {
+	err := adapter.EachLine(stdout, func(no int, line string) error {
 		if strings.TrimSpace(line) == "" {
 			return nil
 		}
@@ -211,7 +197,7 @@ func ParseQstatFull(stdout []byte) ([]scheduler.JobState, error) {
 			return nil
 		}
 		if cur == nil {
-			return fmt.Errorf("qstat -f line %d %q comes before any \"Job Id:\" line: %w", no, bound(line), scheduler.ErrParse)
+			return fmt.Errorf("qstat -f line %d %q comes before any \"Job Id:\" line: %w", no, adapter.Bound(line), scheduler.ErrParse)
 		}
 		if m := fullAttrLine.FindStringSubmatch(line); m != nil && (m[1] == indent || indent == "" && lastKey == "") {
 			indent = m[1]
@@ -222,7 +208,7 @@ func ParseQstatFull(stdout []byte) ([]scheduler.JobState, error) {
 			return nil
 		}
 		if lastKey == "" {
-			return fmt.Errorf("qstat -f line %d %q is not an attribute of job %q: %w", no, bound(line), cur.id, scheduler.ErrParse)
+			return fmt.Errorf("qstat -f line %d %q is not an attribute of job %q: %w", no, adapter.Bound(line), cur.id, scheduler.ErrParse)
 		}
 		switch {
 		case line[0] == '\t' || line[0] == ' ':
@@ -249,7 +235,7 @@ func ParseQstatFull(stdout []byte) ([]scheduler.JobState, error) {
 // and a row with the wrong number of fields are errors wrapping scheduler.ErrParse that name the
 // line.
 func ParseQstatTable(stdout []byte) ([]scheduler.JobState, error) {
-	lines := splitLines(stdout)
+	lines := adapter.SplitLines(stdout)
 	var out []scheduler.JobState
 	type cols struct{ n, id, state, user, queue, name int }
 	var tbl *cols
@@ -290,7 +276,7 @@ func ParseQstatTable(stdout []byte) ([]scheduler.JobState, error) {
 				}
 			}
 			if c.id < 0 || c.state < 0 {
-				return nil, fmt.Errorf("qstat table header on line %d %q has no \"Job ID\" and \"S\" columns: %w", i, bound(head), scheduler.ErrParse)
+				return nil, fmt.Errorf("qstat table header on line %d %q has no \"Job ID\" and \"S\" columns: %w", i, adapter.Bound(head), scheduler.ErrParse)
 			}
 			tbl = &c
 			tables++
@@ -304,7 +290,7 @@ func ParseQstatTable(stdout []byte) ([]scheduler.JobState, error) {
 		}
 		f := strings.Fields(line)
 		if len(f) != tbl.n {
-			return nil, fmt.Errorf("qstat line %d has %d fields, want %d: %q: %w", no, len(f), tbl.n, bound(line), scheduler.ErrParse)
+			return nil, fmt.Errorf("qstat line %d has %d fields, want %d: %q: %w", no, len(f), tbl.n, adapter.Bound(line), scheduler.ErrParse)
 		}
 		get := func(k int) string {
 			if k < 0 {
@@ -312,8 +298,8 @@ func ParseQstatTable(stdout []byte) ([]scheduler.JobState, error) {
 			}
 			return f[k]
 		}
-		if !validID(f[tbl.id]) {
-			return nil, fmt.Errorf("qstat line %d has an invalid job id %q: %w", no, bound(f[tbl.id]), scheduler.ErrParse)
+		if !adapter.ValidID(f[tbl.id]) {
+			return nil, fmt.Errorf("qstat line %d has an invalid job id %q: %w", no, adapter.Bound(f[tbl.id]), scheduler.ErrParse)
 		}
 		js := scheduler.JobState{ID: scheduler.JobID(f[tbl.id]), Raw: f[tbl.state]}
 		js.Status = StateStatus(js.Raw)

@@ -1,14 +1,13 @@
 package pbs
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
 
 func TestParseSubmit(t *testing.T) {
@@ -49,32 +48,17 @@ func TestParseSubmit(t *testing.T) {
 	}
 }
 
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
-
-func local(s string) time.Time {
-	t, err := time.ParseInLocation("2006-01-02 15:04:05", s, time.Local)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
-
 func TestParseQstatJSONFields(t *testing.T) {
-	js, err := ParseQstatJSON(fixture(t, "pbspro-qstat-json-3.json"))
+	js, err := ParseQstatJSON(adaptertest.Fixture(t, "pbspro-qstat-json-3.json"))
 	require.NoError(t, err)
 	require.Len(t, js, 1)
 	j := js[0]
 	require.Equal(t, scheduler.JobState{
 		ID: "1.pbs", Raw: "R", Status: scheduler.StatusRunning, Queue: "workq", User: "fireuser", Name: "hello_pbs",
-		Submitted: local("2025-06-19 21:27:51"), Started: local("2025-06-19 21:27:51"),
+		Submitted: adaptertest.Local("2025-06-19 21:27:51"), Started: adaptertest.Local("2025-06-19 21:27:51"),
 	}, j)
 
-	js, err = ParseQstatJSON(fixture(t, "pbspro-qstat-json-1.json"))
+	js, err = ParseQstatJSON(adaptertest.Fixture(t, "pbspro-qstat-json-1.json"))
 	require.NoError(t, err)
 	require.Equal(t, scheduler.StatusHeld, js[0].Status)
 	require.Equal(t, "Hold_Types u", js[0].Reason)
@@ -138,13 +122,13 @@ func TestParseQstatJSONHistory(t *testing.T) {
 	require.Equal(t, scheduler.JobState{
 		ID: "10.pbs", Raw: "F", Status: scheduler.StatusCompleted, Queue: "workq", User: "alice", Name: "ok",
 		Reason:    "Job run at Thu Jun 19 at 21:28 on (pbs:ncpus=1) and finished",
-		Submitted: local("2025-06-19 21:27:51"), Started: local("2025-06-19 21:28:00"), Ended: local("2025-06-19 21:30:00"),
+		Submitted: adaptertest.Local("2025-06-19 21:27:51"), Started: adaptertest.Local("2025-06-19 21:28:00"), Ended: adaptertest.Local("2025-06-19 21:30:00"),
 		ExitCode: &zero,
 	}, js[0])
 	require.Equal(t, scheduler.StatusCompleted, js[1].Status) // the exit code decides
 	require.Equal(t, 271, *js[1].ExitCode)
 	require.Equal(t, 15, js[1].Signal)
-	require.Equal(t, local("2025-06-19 22:00:00"), js[1].Ended, "mtime when there is no obittime")
+	require.Equal(t, adaptertest.Local("2025-06-19 22:00:00"), js[1].Ended, "mtime when there is no obittime")
 	require.Equal(t, scheduler.StatusCancelled, js[2].Status)
 	require.Equal(t, "Job deleted", js[2].Reason)
 	require.Equal(t, scheduler.StatusFailed, js[3].Status)
@@ -260,7 +244,7 @@ func TestParseQstatFull(t *testing.T) {
 	require.Equal(t, scheduler.StatusTimeout, js[0].Status, "exit_status -11 is JOB_EXEC_OVERLIMIT_WT")
 	require.Equal(t, "Job deleted because its dependency can never be satisfied", js[0].Reason)
 	require.Equal(t, "bob", js[0].User)
-	require.Equal(t, local("2024-03-25 17:52:32"), js[0].Ended)
+	require.Equal(t, adaptertest.Local("2024-03-25 17:52:32"), js[0].Ended)
 	require.Equal(t, scheduler.StatusPending, js[1].Status)
 	require.Equal(t, "", js[1].Queue)
 
@@ -300,12 +284,12 @@ func TestParseQstatFull(t *testing.T) {
 }
 
 func TestParseQstatTable(t *testing.T) {
-	js, err := ParseQstatTable(fixture(t, "pbspro-qstat-1.txt"))
+	js, err := ParseQstatTable(adaptertest.Fixture(t, "pbspro-qstat-1.txt"))
 	require.NoError(t, err)
 	require.Equal(t, []scheduler.JobState{{
 		ID: "2596901[].pbsse", Raw: "Q", Status: scheduler.StatusPending, Queue: "small-ex", User: "jdar4135", Name: "DemoHayA",
 	}}, js)
-	js, err = ParseQstatTable(fixture(t, "pbspro-qstat-7.txt"))
+	js, err = ParseQstatTable(adaptertest.Fixture(t, "pbspro-qstat-7.txt"))
 	require.NoError(t, err)
 	require.Equal(t, []scheduler.JobState{{
 		ID: "7600424.pbs02", Raw: "R", Status: scheduler.StatusRunning, Queue: "c1_single", User: "username", Name: "pi-mpi",
@@ -342,8 +326,8 @@ func TestParseQstatTable(t *testing.T) {
 }
 
 func TestParseTime(t *testing.T) {
-	require.Equal(t, local("2013-04-09 15:01:47"), parseTime("Tue Apr  9 15:01:47 2013"))
-	require.Equal(t, local("2013-04-09 15:01:47"), parseTime("Tue Apr 9 15:01:47 2013"))
+	require.Equal(t, adaptertest.Local("2013-04-09 15:01:47"), parseTime("Tue Apr  9 15:01:47 2013"))
+	require.Equal(t, adaptertest.Local("2013-04-09 15:01:47"), parseTime("Tue Apr 9 15:01:47 2013"))
 	require.Equal(t, time.Unix(1750368487, 0), parseTime("1750368487"))
 	for _, s := range []string{"", "0", "-", "yesterday", "99999999999999999999", "Tue Apr 99 15:01:47 2013"} {
 		require.True(t, parseTime(s).IsZero(), "%q", s)

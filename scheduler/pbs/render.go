@@ -2,7 +2,6 @@ package pbs
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -10,11 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
-
-// tokenPattern is what an idempotency token may contain: it goes into a -v list unquoted, where a
-// ',' would start another variable.
-var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // Render returns the batch script for spec: "#!/bin/sh", the #PBS directives below, then the shared
 // wrapper (scheduler.RenderWrapper).
@@ -61,23 +57,17 @@ func setsWalltime(x string) bool {
 
 func (c *core) directives(spec scheduler.JobSpec) ([]string, error) {
 	r := spec.Resources
-	if hasControl(spec.Name) {
+	if adapter.HasControl(spec.Name) {
 		return nil, fmt.Errorf("job name %q contains a control character", spec.Name)
 	}
 	if err := c.checkDir(spec.Dir); err != nil {
 		return nil, err
 	}
-	if r.CPUs < 0 {
-		return nil, fmt.Errorf("cpus %d is negative", r.CPUs)
+	if err := adapter.CheckNonNegative(r); err != nil {
+		return nil, err
 	}
-	if r.MemoryMB < 0 {
-		return nil, fmt.Errorf("memory %d MB is negative", r.MemoryMB)
-	}
-	if r.Time < 0 {
-		return nil, fmt.Errorf("time limit %s is negative", r.Time)
-	}
-	if spec.Token != "" && !tokenPattern.MatchString(spec.Token) {
-		return nil, fmt.Errorf("token %q must be 1-128 characters from [A-Za-z0-9._:-]", spec.Token)
+	if err := adapter.CheckToken(spec.Token); err != nil {
+		return nil, err
 	}
 	for _, f := range []struct{ field, v string }{{"queue", r.Queue}, {"account", r.Account}} {
 		if err := checkWord(f.field, f.v); err != nil {
@@ -184,19 +174,13 @@ func formatWalltime(d time.Duration) string {
 	return fmt.Sprintf("%02d:%02d:%02d", secs/3600, secs/60%60, secs%60)
 }
 
-// checkDir accepts a task directory that qsub reads back as one -o path. For Torque it also
-// refuses every character outside [A-Za-z0-9/._,=+@-]: Slurm's Torque wrappers paste the -o
-// value of the command line (see SubmitCommand) unquoted into a shell command, and sbatch expands
-// '%' patterns in it.
+// checkDir accepts a task directory that qsub reads back as one -o path (adapter.CheckQsubDir).
+// For Torque it also refuses every character outside [A-Za-z0-9/._,=+@-]: Slurm's Torque wrappers
+// paste the -o value of the command line (see SubmitCommand) unquoted into a shell command, and
+// sbatch expands '%' patterns in it.
 func (c *core) checkDir(dir string) error {
-	if !strings.HasPrefix(dir, "/") {
-		return fmt.Errorf("task dir %q is not absolute", dir)
-	}
-	if hasControl(dir) {
-		return fmt.Errorf("task dir %q contains a control character", dir)
-	}
-	if strings.IndexFunc(dir, unicode.IsSpace) >= 0 || strings.ContainsAny(dir, "\"'\\#:$") {
-		return fmt.Errorf("task dir %q contains whitespace, a quote, a backslash or one of # : $, which a #PBS -o directive cannot carry", dir)
+	if err := adapter.CheckQsubDir(dir, "#PBS -o"); err != nil {
+		return err
 	}
 	if c.flavor == flavorTorque {
 		if i := strings.IndexFunc(dir, notTorqueSafe); i >= 0 {
@@ -226,7 +210,7 @@ func checkWord(field, v string) error {
 	if v == "" {
 		return nil
 	}
-	if hasControl(v) {
+	if adapter.HasControl(v) {
 		return fmt.Errorf("%s %q contains a control character", field, v)
 	}
 	if strings.IndexFunc(v, unicode.IsSpace) >= 0 || strings.ContainsAny(v, "\"'\\#") {
@@ -265,14 +249,4 @@ func checkExtra(x string) error {
 		}
 	}
 	return nil
-}
-
-// hasControl reports whether s contains an ASCII control character (C0 or DEL).
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return true
-		}
-	}
-	return false
 }

@@ -2,8 +2,6 @@ package pbs
 
 import (
 	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.run from the current Render")
@@ -55,29 +54,14 @@ func TestRenderGolden(t *testing.T) {
 		t.Run(g.name, func(t *testing.T) {
 			got, err := render(g.torque, g.opts, g.spec)
 			require.NoError(t, err)
-			path := filepath.Join("testdata", "golden", g.name+".run")
-			if *update {
-				require.NoError(t, os.WriteFile(path, got, 0o644))
-			}
-			want, err := os.ReadFile(path)
-			require.NoError(t, err, "run go test ./scheduler/pbs -run TestRenderGolden -update to create it")
-			require.Equal(t, string(want), string(got))
+			adaptertest.RequireGolden(t, "pbs", g.name, got, *update)
 		})
 	}
 }
 
 // directives returns the #PBS lines of a rendered script, without the prefix.
-func directives(t *testing.T, b []byte) []string {
-	t.Helper()
-	var out []string
-	for _, l := range strings.Split(string(b), "\n")[1:] {
-		rest, ok := strings.CutPrefix(l, "#PBS ")
-		if !ok {
-			break
-		}
-		out = append(out, rest)
-	}
-	return out
+func directives(b []byte) []string {
+	return adaptertest.Directives(b, "#PBS ")
 }
 
 func TestRenderDirectives(t *testing.T) {
@@ -87,7 +71,7 @@ func TestRenderDirectives(t *testing.T) {
 		"-l ngpus=1", "-W depend=afterok:12.srv", "-m ae", // first: PBS Pro keeps the first of competing directives
 		"-N nf-align_sample", "-o /scratch/alice/work/12/3456/.command.log", "-j oe", "-S /bin/sh", "-r n",
 		"-q short", "-l walltime=50:01:31", "-l select=1:ncpus=4:mem=8192mb", "-A proj-1", "-v FERRY_TOKEN=run-42:task.7",
-	}, directives(t, pro))
+	}, directives(pro))
 
 	tq, err := NewTorque(Options{}).Render(fullSpec)
 	require.NoError(t, err)
@@ -95,11 +79,11 @@ func TestRenderDirectives(t *testing.T) {
 		"-N nf-align_sample", "-o /scratch/alice/work/12/3456/.command.log", "-j oe", "-S /bin/sh", "-r n",
 		"-q short", "-l walltime=50:01:31", "-l nodes=1:ppn=4", "-l mem=8192mb", "-A proj-1", "-v FERRY_TOKEN=run-42:task.7",
 		"-l ngpus=1", "-W depend=afterok:12.srv", "-m ae", // last for Torque
-	}, directives(t, tq))
+	}, directives(tq))
 
 	minimal, err := NewPro(Options{}).Render(scheduler.JobSpec{Dir: "/w", Resources: scheduler.Resources{CPUs: 1}})
 	require.NoError(t, err)
-	require.Equal(t, []string{"-N ferry", "-o /w/.command.log", "-j oe", "-S /bin/sh", "-r n"}, directives(t, minimal))
+	require.Equal(t, []string{"-N ferry", "-o /w/.command.log", "-j oe", "-S /bin/sh", "-r n"}, directives(minimal))
 	require.True(t, strings.HasPrefix(string(minimal), "#!/bin/sh\n#PBS -N ferry\n"))
 	require.Contains(t, string(minimal), "cd '/w' || exit 1\n")
 }

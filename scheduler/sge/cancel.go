@@ -1,12 +1,11 @@
 package sge
 
 import (
-	"errors"
-	"fmt"
 	"regexp"
 	"strings"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // qdelJob finds the job a qdel message is about: `job "123"`, `job 123`.
@@ -23,9 +22,8 @@ var qdelJob = regexp.MustCompile(`job "?([0-9][0-9.:,-]*)"?`)
 //   - Any other non-zero exit is a *scheduler.CommandError carrying qdel's output; when it comes
 //     with a permission refusal both are returned, joined.
 func (s *SGE) CheckCancel(ids []scheduler.JobID, r scheduler.Result) error {
-	var refused []string
-	other, recognised := false, false
-	for _, l := range splitLines(append(append([]byte{}, r.Stdout...), r.Stderr...)) {
+	var tally adapter.CancelTally
+	for _, l := range adapter.SplitLines(append(append([]byte{}, r.Stdout...), r.Stderr...)) {
 		l = strings.TrimSpace(l)
 		low := strings.ToLower(l)
 		switch {
@@ -35,26 +33,15 @@ func (s *SGE) CheckCancel(ids []scheduler.JobID, r scheduler.Result) error {
 			if m := qdelJob.FindStringSubmatch(l); m != nil {
 				job = m[1]
 			}
-			refused = append(refused, job)
+			tally.Refused = append(tally.Refused, job)
 		case strings.Contains(low, "does not exist"), strings.Contains(low, "already in deletion"),
 			strings.Contains(low, "registered the job"), strings.Contains(low, "has deleted job"):
-			recognised = true
+			tally.Recognised = true
 		default:
-			other = true
+			tally.Other = true
 		}
 	}
-	cmdErr := func() error { return scheduler.NewCommandError(s.CancelCommand(ids), r) }
-	if len(refused) > 0 {
-		perr := fmt.Errorf("qdel: permission denied for job %s: %w", strings.Join(refused, ", "), scheduler.ErrPermission)
-		if other && r.ExitCode != 0 {
-			return errors.Join(perr, cmdErr())
-		}
-		return perr
-	}
-	if r.ExitCode == 0 || (recognised && !other) {
-		return nil
-	}
-	return cmdErr()
+	return tally.Verdict("qdel", s.CancelCommand(ids), r)
 }
 
 // CheckStatus interprets the result of StatusCommand or AccountingCommand before its stdout is

@@ -1,21 +1,20 @@
 package sge
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
 
 // clusterCapture reads a capture of testdata/cluster (see its README.md).
+// clusterCapture returns testdata/cluster/NAME, output captured on the local test cluster.
 func clusterCapture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "cluster", name))
-	require.NoError(t, err)
-	return b
+	return adaptertest.Fixture(t, filepath.Join("cluster", name))
 }
 
 // TestClusterQacct parses real qacct -j output of Grid Engine 8.1.9: the records, then the usage
@@ -79,7 +78,7 @@ func TestClusterQacct(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "alice", states[0].User)
 	require.Equal(t, "st_sge_alice_ok", states[0].Name)
-	require.Equal(t, local("2026-11-29 00:17:22"), states[0].Started)
+	require.Equal(t, adaptertest.Local("2026-11-29 00:17:22"), states[0].Started)
 }
 
 // TestQacctSummaryHeader tells the summary's first line from record lines.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 var (
@@ -27,33 +28,18 @@ var (
 // error wrapping scheduler.ErrParse that quotes the last line; when qsub said "Unable to run job"
 // it wraps scheduler.ErrSubmitRejected too.
 func (s *SGE) ParseSubmit(stdout []byte) (scheduler.JobID, error) {
-	lines := splitLines(stdout)
-	last, refused := "", ""
-	for i := len(lines) - 1; i >= 0; i-- {
-		l := strings.TrimSpace(lines[i])
-		if l == "" {
-			continue
-		}
-		if last == "" {
-			last = l
-		}
-		if m := submitTerse.FindStringSubmatch(l); m != nil {
-			return scheduler.JobID(m[1]), nil
-		}
-		if m := submitSentence.FindStringSubmatch(l); m != nil {
-			return scheduler.JobID(m[1]), nil
-		}
-		if strings.HasPrefix(l, "Unable to run job") || strings.HasPrefix(l, "qsub: ") {
-			refused = l
-		}
-	}
+	id, last, refused := adapter.ScanSubmit(stdout, func(l string) bool {
+		return strings.HasPrefix(l, "Unable to run job") || strings.HasPrefix(l, "qsub: ")
+	}, submitTerse, submitSentence)
 	switch {
+	case id != "":
+		return scheduler.JobID(id), nil
 	case last == "":
 		return "", fmt.Errorf("qsub printed nothing: %w", scheduler.ErrParse)
 	case refused != "":
-		return "", fmt.Errorf("qsub: %s: %w: %w", bound(refused), scheduler.ErrSubmitRejected, scheduler.ErrParse)
+		return "", fmt.Errorf("qsub: %s: %w: %w", adapter.Bound(refused), scheduler.ErrSubmitRejected, scheduler.ErrParse)
 	}
-	return "", fmt.Errorf("no job id in qsub output; last line %q: %w", bound(last), scheduler.ErrParse)
+	return "", fmt.Errorf("no job id in qsub output; last line %q: %w", adapter.Bound(last), scheduler.ErrParse)
 }
 
 // ParseStatus parses the output of StatusCommand with ParseQstatXML.
@@ -110,7 +96,7 @@ func ParseQstatXML(stdout []byte) ([]scheduler.JobState, error) {
 			name := t.Name.Local
 			if len(stack) == 0 {
 				if name != "job_info" {
-					return fail("root element <%s> is not <job_info>", bound(name))
+					return fail("root element <%s> is not <job_info>", adapter.Bound(name))
 				}
 				sawRoot = true
 			}
@@ -127,7 +113,7 @@ func ParseQstatXML(stdout []byte) ([]scheduler.JobState, error) {
 			text.Write(t)
 		case xml.EndElement:
 			if len(stack) == 0 {
-				return fail("unbalanced </%s>", bound(t.Name.Local))
+				return fail("unbalanced </%s>", adapter.Bound(t.Name.Local))
 			}
 			name := stack[len(stack)-1]
 			switch {
@@ -160,15 +146,15 @@ func ParseQstatXML(stdout []byte) ([]scheduler.JobState, error) {
 
 func (j *xmlJob) build() (scheduler.JobState, error) {
 	num := j.fields["JB_job_number"]
-	if !isDigits(num) {
-		return scheduler.JobState{}, fmt.Errorf("job number %q is not a number: %w", bound(num), scheduler.ErrParse)
+	if !adapter.IsDigits(num) {
+		return scheduler.JobState{}, fmt.Errorf("job number %q is not a number: %w", adapter.Bound(num), scheduler.ErrParse)
 	}
 	id := num
 	if t := j.fields["tasks"]; t != "" {
 		id += "." + t
 	}
-	if !validID(id) {
-		return scheduler.JobState{}, fmt.Errorf("job id %q contains a blank: %w", bound(id), scheduler.ErrParse)
+	if !adapter.ValidID(id) {
+		return scheduler.JobState{}, fmt.Errorf("job id %q contains a blank: %w", adapter.Bound(id), scheduler.ErrParse)
 	}
 	js := scheduler.JobState{ID: scheduler.JobID(id), Raw: j.fields["state"]}
 	if js.Raw == "" {
@@ -206,7 +192,7 @@ var (
 func ParseQstatTable(stdout []byte) ([]scheduler.JobState, error) {
 	var out []scheduler.JobState
 	state := 0 // 0 before the header, 1 after it (expect dashes), 2 in rows
-	err := eachLine(stdout, func(no int, line string) error {
+	err := adapter.EachLine(stdout, func(no int, line string) error {
 		t := strings.TrimSpace(line)
 		if t == "" {
 			return nil
@@ -214,13 +200,13 @@ func ParseQstatTable(stdout []byte) ([]scheduler.JobState, error) {
 		switch state {
 		case 0:
 			if !strings.HasPrefix(t, "job-ID") {
-				return fmt.Errorf("qstat line %d %q is not the \"job-ID\" header: %w", no, bound(line), scheduler.ErrParse)
+				return fmt.Errorf("qstat line %d %q is not the \"job-ID\" header: %w", no, adapter.Bound(line), scheduler.ErrParse)
 			}
 			state = 1
 			return nil
 		case 1:
 			if strings.Trim(t, "-") != "" {
-				return fmt.Errorf("qstat line %d %q is not the line of dashes under the header: %w", no, bound(line), scheduler.ErrParse)
+				return fmt.Errorf("qstat line %d %q is not the line of dashes under the header: %w", no, adapter.Bound(line), scheduler.ErrParse)
 			}
 			state = 2
 			return nil
@@ -233,14 +219,14 @@ func ParseQstatTable(stdout []byte) ([]scheduler.JobState, error) {
 				break
 			}
 		}
-		if d < 0 || !isDigits(f[0]) {
-			return fmt.Errorf("qstat line %d %q has no job-ID ... state MM/DD/YYYY HH:MM:SS columns: %w", no, bound(line), scheduler.ErrParse)
+		if d < 0 || !adapter.IsDigits(f[0]) {
+			return fmt.Errorf("qstat line %d %q has no job-ID ... state MM/DD/YYYY HH:MM:SS columns: %w", no, adapter.Bound(line), scheduler.ErrParse)
 		}
 		js := scheduler.JobState{Raw: f[d-1], User: f[d-2], Name: strings.Join(f[2:d-2], " ")}
 		rest := f[d+2:]
 		slot := -1
 		for i, v := range rest {
-			if isDigits(v) {
+			if adapter.IsDigits(v) {
 				slot = i
 				break
 			}
@@ -256,8 +242,8 @@ func ParseQstatTable(stdout []byte) ([]scheduler.JobState, error) {
 		} else if len(rest) > 0 {
 			js.Queue = rest[0]
 		}
-		if !validID(id) {
-			return fmt.Errorf("qstat line %d has an invalid job id %q: %w", no, bound(id), scheduler.ErrParse)
+		if !adapter.ValidID(id) {
+			return fmt.Errorf("qstat line %d has an invalid job id %q: %w", no, adapter.Bound(id), scheduler.ErrParse)
 		}
 		js.ID = scheduler.JobID(id)
 		js.Status = StateStatus(js.Raw)
@@ -352,7 +338,7 @@ func ParseQacct(stdout []byte) ([]scheduler.JobState, error) {
 		}
 		return nil
 	}
-	err := eachLine(stdout, func(no int, line string) error {
+	err := adapter.EachLine(stdout, func(no int, line string) error {
 		t := strings.TrimSpace(line)
 		if t == "" {
 			return nil
@@ -382,7 +368,7 @@ func ParseQacct(stdout []byte) ([]scheduler.JobState, error) {
 			return nil // a summary row
 		}
 		if rec == nil {
-			return fmt.Errorf("qacct line %d %q comes before the first record: %w", no, bound(line), scheduler.ErrParse)
+			return fmt.Errorf("qacct line %d %q comes before the first record: %w", no, adapter.Bound(line), scheduler.ErrParse)
 		}
 		key, val, _ := strings.Cut(t, " ")
 		if _, dup := rec[key]; !dup {
@@ -401,15 +387,15 @@ func ParseQacct(stdout []byte) ([]scheduler.JobState, error) {
 
 func qacctRecord(rec map[string]string) (scheduler.JobState, error) {
 	num := rec["jobnumber"]
-	if !isDigits(num) {
-		return scheduler.JobState{}, fmt.Errorf("jobnumber %q is not a number: %w", bound(num), scheduler.ErrParse)
+	if !adapter.IsDigits(num) {
+		return scheduler.JobState{}, fmt.Errorf("jobnumber %q is not a number: %w", adapter.Bound(num), scheduler.ErrParse)
 	}
 	id := num
 	if t := rec["taskid"]; t != "" && t != "undefined" && t != "0" {
 		id += "." + t
 	}
-	if !validID(id) {
-		return scheduler.JobState{}, fmt.Errorf("job id %q contains a blank: %w", bound(id), scheduler.ErrParse)
+	if !adapter.ValidID(id) {
+		return scheduler.JobState{}, fmt.Errorf("job id %q contains a blank: %w", adapter.Bound(id), scheduler.ErrParse)
 	}
 	js := scheduler.JobState{ID: scheduler.JobID(id), Queue: rec["qname"], User: rec["owner"], Name: rec["jobname"]}
 	code, why, _ := strings.Cut(rec["failed"], ":")

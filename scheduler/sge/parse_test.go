@@ -1,30 +1,14 @@
 package sge
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
-
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
-
-func local(s string) time.Time {
-	t, err := time.ParseInLocation("2006-01-02 15:04:05", s, time.Local)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
 
 func TestParseSubmit(t *testing.T) {
 	s := New(Options{})
@@ -100,12 +84,12 @@ func TestParseQstatXML(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []scheduler.JobState{
 		{ID: "1046.3", Raw: "r", Status: scheduler.StatusRunning, Queue: "all.q@node1", User: "alice", Name: "arr", Started: time.Date(2020, 1, 2, 3, 4, 5, 678e6, time.Local)},
-		{ID: "1046.5-10:2", Raw: "qw", Status: scheduler.StatusPending, User: "alice", Name: "arr", Submitted: local("2020-01-02 03:00:00")},
-		{ID: "1047", Raw: "dr", Status: scheduler.StatusCancelled, Reason: "being deleted", Started: local("2020-01-02 03:04:05")},
+		{ID: "1046.5-10:2", Raw: "qw", Status: scheduler.StatusPending, User: "alice", Name: "arr", Submitted: adaptertest.Local("2020-01-02 03:00:00")},
+		{ID: "1047", Raw: "dr", Status: scheduler.StatusCancelled, Reason: "being deleted", Started: adaptertest.Local("2020-01-02 03:04:05")},
 	}, js)
 
 	// -F output: jobs inside Queue-List take the queue's name; the queue's own <state> is ignored.
-	js, err = ParseQstatXML(fixture(t, "sge-qstat-xml-9.xml"))
+	js, err = ParseQstatXML(adaptertest.Fixture(t, "sge-qstat-xml-9.xml"))
 	require.NoError(t, err)
 	require.Equal(t, "alice@da-p4-04.ceta-ciemat.es", js[0].Queue)
 
@@ -130,10 +114,10 @@ func TestParseQstatXML(t *testing.T) {
 }
 
 func TestParseQstatTable(t *testing.T) {
-	js, err := ParseQstatTable(fixture(t, "sge-qstat-3.txt"))
+	js, err := ParseQstatTable(adaptertest.Fixture(t, "sge-qstat-3.txt"))
 	require.NoError(t, err)
 	require.Equal(t, []scheduler.JobState{{
-		ID: "217940", Raw: "qw", Status: scheduler.StatusPending, User: "creisle", Name: "subtest.sh", Submitted: local("2018-05-22 23:39:55"),
+		ID: "217940", Raw: "qw", Status: scheduler.StatusPending, User: "creisle", Name: "subtest.sh", Submitted: adaptertest.Local("2018-05-22 23:39:55"),
 	}}, js)
 
 	in := "job-ID  prior   name       user         state submit/start at     queue                          slots ja-task-ID\n" +
@@ -149,7 +133,7 @@ func TestParseQstatTable(t *testing.T) {
 	require.Equal(t, scheduler.JobID("13.1-10:2"), js[1].ID)
 	require.Equal(t, "", js[1].Queue)
 	require.Equal(t, scheduler.StatusHeld, js[2].Status)
-	require.Equal(t, local("2018-05-23 13:44:12"), js[2].Submitted)
+	require.Equal(t, adaptertest.Local("2018-05-23 13:44:12"), js[2].Submitted)
 
 	for name, in := range map[string]string{
 		"no header":    "12 0.5 a alice r 05/23/2018 13:44:12 q 1\n",
@@ -243,11 +227,11 @@ func TestParseQacct(t *testing.T) {
 	zero, one := 0, 1
 	require.Equal(t, scheduler.JobState{
 		ID: "1001", Raw: "failed 0", Status: scheduler.StatusCompleted, Queue: "all.q", User: "alice", Name: "nf-align",
-		Submitted: local("2013-06-18 12:00:57"), Started: local("2013-06-18 12:08:23"), Ended: local("2013-06-18 13:08:23"), ExitCode: &zero,
+		Submitted: adaptertest.Local("2013-06-18 12:00:57"), Started: adaptertest.Local("2013-06-18 12:08:23"), Ended: adaptertest.Local("2013-06-18 13:08:23"), ExitCode: &zero,
 	}, js[0])
 	require.Equal(t, scheduler.JobState{ // the re-run's last record, at the place of the first
 		ID: "1002", Raw: "failed 0", Status: scheduler.StatusCompleted, Queue: "all.q", User: "alice", Name: "rerun",
-		Submitted: time.Date(2019, 3, 21, 10, 49, 30, 588e6, time.Local), Started: local("2019-03-21 11:00:00"), Ended: local("2019-03-21 11:01:00"), ExitCode: &zero,
+		Submitted: time.Date(2019, 3, 21, 10, 49, 30, 588e6, time.Local), Started: adaptertest.Local("2019-03-21 11:00:00"), Ended: adaptertest.Local("2019-03-21 11:01:00"), ExitCode: &zero,
 	}, js[1])
 	require.Equal(t, scheduler.StatusTimeout, js[2].Status)
 	require.Equal(t, "failed 37", js[2].Raw)
@@ -293,10 +277,10 @@ func TestParseQacct(t *testing.T) {
 
 func TestParseTime(t *testing.T) {
 	for in, want := range map[string]time.Time{
-		"2013-06-18T12:08:23":      local("2013-06-18 12:08:23"),
-		"Tue Jun 18 12:00:57 2013": local("2013-06-18 12:00:57"),
-		"Tue Jun  4 12:00:57 2013": local("2013-06-04 12:00:57"),
-		"03/21/2019 10:49:30":      local("2019-03-21 10:49:30"),
+		"2013-06-18T12:08:23":      adaptertest.Local("2013-06-18 12:08:23"),
+		"Tue Jun 18 12:00:57 2013": adaptertest.Local("2013-06-18 12:00:57"),
+		"Tue Jun  4 12:00:57 2013": adaptertest.Local("2013-06-04 12:00:57"),
+		"03/21/2019 10:49:30":      adaptertest.Local("2019-03-21 10:49:30"),
 	} {
 		require.Equal(t, want, parseTime(in), in)
 	}

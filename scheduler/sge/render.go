@@ -9,14 +9,11 @@ import (
 	"unicode"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // maxNameLen is the longest job name Ferry renders.
 const maxNameLen = 256
-
-// tokenPattern is what an idempotency token may contain: it goes into a -ac list unquoted, where a
-// ',' would start another variable.
-var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // complexName is what a memory complex name may look like.
 var complexName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -69,23 +66,17 @@ func setsRuntime(x string) bool {
 
 func (s *SGE) directives(spec scheduler.JobSpec) ([]string, error) {
 	r := spec.Resources
-	if hasControl(spec.Name) {
+	if adapter.HasControl(spec.Name) {
 		return nil, fmt.Errorf("job name %q contains a control character", spec.Name)
 	}
-	if err := checkDir(spec.Dir); err != nil {
+	if err := adapter.CheckQsubDir(spec.Dir, "#$ -o"); err != nil {
 		return nil, err
 	}
-	if r.CPUs < 0 {
-		return nil, fmt.Errorf("cpus %d is negative", r.CPUs)
+	if err := adapter.CheckNonNegative(r); err != nil {
+		return nil, err
 	}
-	if r.MemoryMB < 0 {
-		return nil, fmt.Errorf("memory %d MB is negative", r.MemoryMB)
-	}
-	if r.Time < 0 {
-		return nil, fmt.Errorf("time limit %s is negative", r.Time)
-	}
-	if spec.Token != "" && !tokenPattern.MatchString(spec.Token) {
-		return nil, fmt.Errorf("token %q must be 1-128 characters from [A-Za-z0-9._:-]", spec.Token)
+	if err := adapter.CheckToken(spec.Token); err != nil {
+		return nil, err
 	}
 	for _, f := range []struct{ field, v string }{{"queue", r.Queue}, {"account", r.Account}, {"parallel environment", s.pe}} {
 		if err := checkWord(f.field, f.v); err != nil {
@@ -179,26 +170,12 @@ func formatLimit(d time.Duration) string {
 	return fmt.Sprintf("%02d:%02d:%02d", secs/3600, secs/60%60, secs%60)
 }
 
-// checkDir accepts a task directory that qsub reads back as one -o path.
-func checkDir(dir string) error {
-	if !strings.HasPrefix(dir, "/") {
-		return fmt.Errorf("task dir %q is not absolute", dir)
-	}
-	if hasControl(dir) {
-		return fmt.Errorf("task dir %q contains a control character", dir)
-	}
-	if strings.IndexFunc(dir, unicode.IsSpace) >= 0 || strings.ContainsAny(dir, "\"'\\#:$") {
-		return fmt.Errorf("task dir %q contains whitespace, a quote, a backslash or one of # : $, which a #$ -o directive cannot carry", dir)
-	}
-	return nil
-}
-
 // checkWord accepts a queue, account or parallel environment name that qsub reads back as one word.
 func checkWord(field, v string) error {
 	if v == "" {
 		return nil
 	}
-	if hasControl(v) {
+	if adapter.HasControl(v) {
 		return fmt.Errorf("%s %q contains a control character", field, v)
 	}
 	if strings.IndexFunc(v, unicode.IsSpace) >= 0 || strings.ContainsAny(v, "\"'\\#,") {
@@ -242,14 +219,4 @@ func checkExtra(x string) error {
 		}
 	}
 	return nil
-}
-
-// hasControl reports whether s contains an ASCII control character (C0 or DEL).
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return true
-		}
-	}
-	return false
 }

@@ -2,8 +2,6 @@ package sge
 
 import (
 	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.run from the current Render")
@@ -45,29 +44,14 @@ func TestRenderGolden(t *testing.T) {
 		t.Run(g.name, func(t *testing.T) {
 			got, err := New(g.opts).Render(g.spec)
 			require.NoError(t, err)
-			path := filepath.Join("testdata", "golden", g.name+".run")
-			if *update {
-				require.NoError(t, os.WriteFile(path, got, 0o644))
-			}
-			want, err := os.ReadFile(path)
-			require.NoError(t, err, "run go test ./scheduler/sge -run TestRenderGolden -update to create it")
-			require.Equal(t, string(want), string(got))
+			adaptertest.RequireGolden(t, "sge", g.name, got, *update)
 		})
 	}
 }
 
 // directives returns the #$ lines of a rendered script, without the prefix.
-func directives(t *testing.T, b []byte) []string {
-	t.Helper()
-	var out []string
-	for _, l := range strings.Split(string(b), "\n")[1:] {
-		rest, ok := strings.CutPrefix(l, "#$ ")
-		if !ok {
-			break
-		}
-		out = append(out, rest)
-	}
-	return out
+func directives(b []byte) []string {
+	return adaptertest.Directives(b, "#$ ")
 }
 
 func TestRenderDirectives(t *testing.T) {
@@ -77,7 +61,7 @@ func TestRenderDirectives(t *testing.T) {
 		"-N nf-align__sample_1_", "-o /scratch/alice/work/12/3456/.command.log", "-j y", "-S /bin/sh", "-cwd", "-r n",
 		"-q short.q", "-pe smp 4", "-l h_rt=50:01:31", "-l h_vmem=2049M", "-A proj-1", "-ac FERRY_TOKEN=run-42:task.7",
 		"-l gpu=1", "-hold_jid 12", "-P lab",
-	}, directives(t, b))
+	}, directives(b))
 
 	b, err = New(Options{ParallelEnv: "threaded", MemoryResources: []string{"mem_free", "h_vmem"}, AccountOption: "-P", Notify: true}).
 		Render(scheduler.JobSpec{Name: "9lives", Dir: "/w/", Resources: scheduler.Resources{CPUs: 2, MemoryMB: 1000, Account: "p9"}})
@@ -85,11 +69,11 @@ func TestRenderDirectives(t *testing.T) {
 	require.Equal(t, []string{
 		"-N f9lives", "-o /w/.command.log", "-j y", "-S /bin/sh", "-cwd", "-r n", "-notify",
 		"-pe threaded 2", "-l mem_free=500M,h_vmem=500M", "-P p9",
-	}, directives(t, b))
+	}, directives(b))
 
 	b, err = New(Options{}).Render(scheduler.JobSpec{Dir: "/w", Resources: scheduler.Resources{CPUs: 1, MemoryMB: 10}})
 	require.NoError(t, err)
-	require.Equal(t, []string{"-N ferry", "-o /w/.command.log", "-j y", "-S /bin/sh", "-cwd", "-r n", "-l h_vmem=10M"}, directives(t, b))
+	require.Equal(t, []string{"-N ferry", "-o /w/.command.log", "-j y", "-S /bin/sh", "-cwd", "-r n", "-l h_vmem=10M"}, directives(b))
 }
 
 func TestJobName(t *testing.T) {

@@ -1,12 +1,11 @@
 package slurm
 
 import (
-	"errors"
-	"fmt"
 	"regexp"
 	"strings"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // scancelError matches scancel's per-job complaint: "scancel: error: Kill job error on job id 15:
@@ -29,37 +28,24 @@ func (s *Slurm) CheckCancel(ids []scheduler.JobID, r scheduler.Result) error {
 	if r.ExitCode == 0 {
 		return nil
 	}
-	var denied []string
-	other := false
-	recognised := false
-	for _, l := range splitLines(r.Stderr) {
+	var tally adapter.CancelTally
+	for _, l := range adapter.SplitLines(r.Stderr) {
 		if m := scancelError.FindStringSubmatch(l); m != nil {
-			recognised = true
 			msg := strings.TrimSpace(m[2])
 			switch {
 			case strings.Contains(msg, "Invalid job id specified"),
 				strings.Contains(msg, "already completing or completed"):
+				tally.Recognised = true
 			case strings.Contains(msg, "Access/permission denied"):
-				denied = append(denied, m[1])
+				tally.Refused = append(tally.Refused, m[1])
 			default:
-				other = true
+				tally.Other = true
 			}
 			continue
 		}
 		if strings.Contains(l, "error:") {
-			other = true
+			tally.Other = true
 		}
 	}
-	cmdErr := func() error { return scheduler.NewCommandError(s.CancelCommand(ids), r) }
-	if len(denied) > 0 {
-		perr := fmt.Errorf("scancel: permission denied for job %s: %w", strings.Join(denied, ", "), scheduler.ErrPermission)
-		if other {
-			return errors.Join(perr, cmdErr())
-		}
-		return perr
-	}
-	if recognised && !other {
-		return nil
-	}
-	return cmdErr()
+	return tally.Verdict("scancel", s.CancelCommand(ids), r)
 }

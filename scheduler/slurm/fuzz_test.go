@@ -2,13 +2,12 @@ package slurm
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
 
 // The fuzz targets check that no input makes a parser panic, that every error wraps
@@ -16,25 +15,6 @@ import (
 // fixtures in testdata. Run one with, for example:
 //
 //	go test -run='^$' -fuzz=FuzzParseStatus -fuzztime=20s ./scheduler/slurm/
-
-func seedFixtures(f *testing.F, prefixes ...string) {
-	files, err := filepath.Glob(filepath.Join("testdata", "slurm-*.txt"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, p := range files {
-		base := filepath.Base(p)
-		for _, pre := range prefixes {
-			if strings.HasPrefix(base, pre) {
-				b, err := os.ReadFile(p)
-				if err != nil {
-					f.Fatal(err)
-				}
-				f.Add(b)
-			}
-		}
-	}
-}
 
 func checkParsed(t *testing.T, states []scheduler.JobState, err error) {
 	t.Helper()
@@ -64,7 +44,7 @@ func checkParsed(t *testing.T, states []scheduler.JobState, err error) {
 }
 
 func FuzzParseStatus(f *testing.F) {
-	seedFixtures(f, "slurm-local-squeue-ferry")
+	adaptertest.Seed(f, "slurm-local-squeue-ferry")
 	f.Add([]byte("1|R|None|p|u|N/A|N/A|N/A|a|b\n2|CANCELLED+|x|||1|2|3|\n"))
 	s := New(Options{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -86,7 +66,7 @@ func FuzzParseStatus(f *testing.F) {
 }
 
 func FuzzParseAccounting(f *testing.F) {
-	seedFixtures(f, "slurm-local-sacct-ferry", "slurm-sacct-9")
+	adaptertest.Seed(f, "slurm-local-sacct-ferry", "slurm-sacct-9")
 	f.Add([]byte("7.0|CANCELLED by 1000|-2:0||||N/A|N/A|N/A|x|y\n"))
 	s := New(Options{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -96,7 +76,7 @@ func FuzzParseAccounting(f *testing.F) {
 }
 
 func FuzzParseSubmit(f *testing.F) {
-	seedFixtures(f, "slurm-sbatch-")
+	adaptertest.Seed(f, "slurm-sbatch-")
 	f.Add([]byte("123;cluster\n"))
 	s := New(Options{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -114,7 +94,7 @@ func FuzzParseSubmit(f *testing.F) {
 }
 
 func FuzzParseSqueueTable(f *testing.F) {
-	seedFixtures(f, "slurm-squeue-", "slurm-local-squeue-default", "slurm-local-squeue-long")
+	adaptertest.Seed(f, "slurm-squeue-", "slurm-local-squeue-default", "slurm-local-squeue-long")
 	f.Add([]byte("JOBID ST NAME NODELIST(REASON)\n1 PD a b (x y)\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		states, err := ParseSqueueTable(b)
@@ -123,7 +103,7 @@ func FuzzParseSqueueTable(f *testing.F) {
 }
 
 func FuzzParseSacctParsable(f *testing.F) {
-	seedFixtures(f, "slurm-sacct-15", "slurm-sacct-17", "slurm-local-sacct-P", "slurm-local-sacct-parsable")
+	adaptertest.Seed(f, "slurm-sacct-15", "slurm-sacct-17", "slurm-local-sacct-P", "slurm-local-sacct-parsable")
 	f.Add([]byte("JobID|JobName|State|\n1|a|b|RUNNING|\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		states, err := ParseSacctParsable(b)
@@ -132,7 +112,7 @@ func FuzzParseSacctParsable(f *testing.F) {
 }
 
 func FuzzParseSacctTable(f *testing.F) {
-	seedFixtures(f, "slurm-sacct-11", "slurm-local-sacct-default")
+	adaptertest.Seed(f, "slurm-sacct-11", "slurm-local-sacct-default")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		states, err := ParseSacctTable(b)
 		checkParsed(t, states, err)
@@ -140,7 +120,7 @@ func FuzzParseSacctTable(f *testing.F) {
 }
 
 func FuzzParseScontrolShowJob(f *testing.F) {
-	seedFixtures(f, "slurm-local-scontrol")
+	adaptertest.Seed(f, "slurm-local-scontrol")
 	f.Add([]byte("JobId=1 ArrayJobId=1 ArrayTaskId=2-3 JobState=PENDING\n\nJobId=2 HetJobId=1 HetJobOffset=0 JobState=R\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		states, err := ParseScontrolShowJob(b)

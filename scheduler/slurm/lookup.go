@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // commentPrefix starts the --comment Render records a token in.
@@ -34,13 +35,13 @@ func (s *Slurm) ParseLookup(stdout []byte, token string) (scheduler.JobID, bool,
 	want := commentPrefix + token
 	var best scheduler.JobID
 	bestN := uint64(0)
-	err := eachLine(stdout, func(no int, line string) error {
+	err := adapter.EachLine(stdout, func(no int, line string) error {
 		if strings.TrimSpace(line) == "" {
 			return nil
 		}
 		id, comment, ok := strings.Cut(line, "|")
 		if !ok {
-			return fmt.Errorf("squeue line %d has no '|': %q: %w", no, bound(line), scheduler.ErrParse)
+			return fmt.Errorf("squeue line %d has no '|': %q: %w", no, adapter.Bound(line), scheduler.ErrParse)
 		}
 		id = strings.TrimSpace(id)
 		if comment != want || id == "" {

@@ -1,8 +1,6 @@
 package slurm
 
 import (
-	"bufio"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,50 +8,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
-
-// manifestRow is one row of testdata/MANIFEST.tsv: the Slurm rows of the shared fixture manifest,
-// copied verbatim, plus rows for outputs captured on the local test cluster.
-type manifestRow struct {
-	file, command, expected string
-}
-
-func readManifest(t testing.TB) []manifestRow {
-	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "MANIFEST.tsv"))
-	require.NoError(t, err)
-	defer f.Close()
-	var rows []manifestRow
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	first := true
-	for sc.Scan() {
-		cols := strings.Split(sc.Text(), "\t")
-		if first {
-			require.Equal(t, []string{"file", "scheduler", "command", "source", "expected", "notes"}, cols)
-			first = false
-			continue
-		}
-		require.Len(t, cols, 6, "manifest row %q", sc.Text())
-		require.Equal(t, "slurm", cols[1], "manifest row %q", cols[0])
-		rows = append(rows, manifestRow{file: cols[0], command: cols[2], expected: cols[4]})
-	}
-	require.NoError(t, sc.Err())
-	require.NotEmpty(t, rows)
-	return rows
-}
-
-type parseFunc func([]byte) ([]scheduler.JobState, error)
 
 // fixtureParsers says which parser reads each fixture. Every manifest row must be listed here,
 // either with a parser or with the reason it is skipped, so a new fixture cannot be ignored silently.
-func fixtureParsers() (map[string]parseFunc, map[string]string) {
+func fixtureParsers() (map[string]adaptertest.ParseFunc, map[string]string) {
 	s := New(Options{})
-	columns := func(cols ...string) parseFunc {
+	columns := func(cols ...string) adaptertest.ParseFunc {
 		return func(b []byte) ([]scheduler.JobState, error) { return ParseSacctColumns(cols, b) }
 	}
 	gc3pie := columns("jobid", "exitcode", "state", "ncpus", "elapsed", "totalcpu", "submit", "start", "end", "maxrss", "maxvmsize")
-	parsers := map[string]parseFunc{
+	parsers := map[string]adaptertest.ParseFunc{
 		"slurm-sacct-1.txt":  gc3pie,
 		"slurm-sacct-3.txt":  gc3pie,
 		"slurm-sacct-5.txt":  gc3pie,
@@ -95,44 +61,27 @@ func fixtureParsers() (map[string]parseFunc, map[string]string) {
 }
 
 // TestManifest parses every Slurm fixture with the parser for its format and compares the
-// id=STATE pairs, in order, with the manifest's expected column.
+// id=STATE pairs, in order, with the manifest's expected column. The manifest holds the Slurm rows
+// of the shared fixture manifest, copied verbatim, plus rows for outputs captured on the local test
+// cluster.
 func TestManifest(t *testing.T) {
 	parsers, skipped := fixtureParsers()
 	s := New(Options{})
-	for _, row := range readManifest(t) {
-		t.Run(row.file, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join("testdata", row.file))
-			require.NoError(t, err)
-			if strings.HasPrefix(row.file, "slurm-sbatch-") {
-				id, err := s.ParseSubmit(data)
-				if row.expected == "NONE" {
-					require.ErrorIs(t, err, scheduler.ErrParse)
-					return
-				}
-				require.NoError(t, err)
-				require.Equal(t, scheduler.JobID(row.expected), id)
+	for _, row := range adaptertest.ReadManifest(t, "slurm") {
+		t.Run(row.File, func(t *testing.T) {
+			data := adaptertest.Fixture(t, row.File)
+			if strings.HasPrefix(row.File, "slurm-sbatch-") {
+				adaptertest.RequireSubmitted(t, s, data, row.Expected)
 				return
 			}
-			if reason, ok := skipped[row.file]; ok {
+			if reason, ok := skipped[row.File]; ok {
 				t.Skipf("not parsed: %s", reason)
 			}
-			parse, ok := parsers[row.file]
-			require.True(t, ok, "no parser or skip reason listed for %s (command: %s)", row.file, row.command)
+			parse, ok := parsers[row.File]
+			require.True(t, ok, "no parser or skip reason listed for %s (command: %s)", row.File, row.Command)
 			states, err := parse(data)
 			require.NoError(t, err)
-			var got []string
-			for _, js := range states {
-				got = append(got, string(js.ID)+"="+js.Raw)
-				require.NotEqual(t, scheduler.StatusUnknown, js.Status, "job %s state %q", js.ID, js.Raw)
-			}
-			want := []string{}
-			if row.expected != "NONE" {
-				want = strings.Split(row.expected, ",")
-			}
-			if got == nil {
-				got = []string{}
-			}
-			require.Equal(t, want, got)
+			adaptertest.RequireStates(t, states, row.Expected)
 		})
 	}
 }
@@ -140,8 +89,8 @@ func TestManifest(t *testing.T) {
 // TestManifestCoversEveryFixture makes sure no fixture file sits in testdata without a manifest row.
 func TestManifestCoversEveryFixture(t *testing.T) {
 	listed := map[string]bool{}
-	for _, r := range readManifest(t) {
-		listed[r.file] = true
+	for _, r := range adaptertest.ReadManifest(t, "slurm") {
+		listed[r.File] = true
 	}
 	files, err := filepath.Glob(filepath.Join("testdata", "slurm-*.txt"))
 	require.NoError(t, err)

@@ -9,11 +9,17 @@ import (
 	"time"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
-// submitIDPattern matches the line sbatch prints for a submitted job: "123" or "123;cluster"
-// (--parsable), or "Submitted batch job 123" with an optional " on cluster NAME" (sbatch -M).
-var submitIDPattern = regexp.MustCompile(`^(?:([0-9]+)(?:;\S+)?|Submitted batch job ([0-9]+)(?: on cluster \S+)?)$`)
+var (
+	// submitParsable is the line sbatch --parsable prints for a submitted job: "123" or
+	// "123;cluster".
+	submitParsable = regexp.MustCompile(`^([0-9]+)(?:;\S+)?$`)
+	// submitSentence is the line sbatch prints otherwise: "Submitted batch job 123", with
+	// " on cluster NAME" under sbatch -M.
+	submitSentence = regexp.MustCompile(`^Submitted batch job ([0-9]+)(?: on cluster \S+)?$`)
+)
 
 // ParseSubmit returns the job id from sbatch's stdout: the last line that is "ID", "ID;CLUSTER" or
 // "Submitted batch job ID" (leading and trailing blanks ignored), so banners, warnings and site
@@ -21,32 +27,18 @@ var submitIDPattern = regexp.MustCompile(`^(?:([0-9]+)(?:;\S+)?|Submitted batch 
 // output is an error wrapping scheduler.ErrParse that quotes the last line; when sbatch says the
 // submission failed the error wraps scheduler.ErrSubmitRejected too.
 func (s *Slurm) ParseSubmit(stdout []byte) (scheduler.JobID, error) {
-	lines := splitLines(stdout)
-	last := ""
-	for i := len(lines) - 1; i >= 0; i-- {
-		l := strings.TrimSpace(lines[i])
-		if l == "" {
-			continue
-		}
-		if last == "" {
-			last = l
-		}
-		if m := submitIDPattern.FindStringSubmatch(l); m != nil {
-			if m[1] != "" {
-				return scheduler.JobID(m[1]), nil
-			}
-			return scheduler.JobID(m[2]), nil
-		}
-	}
-	if last == "" {
+	id, last, refused := adapter.ScanSubmit(stdout, func(l string) bool {
+		return strings.Contains(l, "Batch job submission failed")
+	}, submitParsable, submitSentence)
+	switch {
+	case id != "":
+		return scheduler.JobID(id), nil
+	case last == "":
 		return "", fmt.Errorf("sbatch printed nothing: %w", scheduler.ErrParse)
+	case refused != "":
+		return "", fmt.Errorf("sbatch refused the job: %q: %w: %w", adapter.Bound(refused), scheduler.ErrSubmitRejected, scheduler.ErrParse)
 	}
-	for _, l := range lines {
-		if strings.Contains(l, "Batch job submission failed") {
-			return "", fmt.Errorf("sbatch refused the job: %q: %w: %w", bound(strings.TrimSpace(l)), scheduler.ErrSubmitRejected, scheduler.ErrParse)
-		}
-	}
-	return "", fmt.Errorf("no job id in sbatch output; last line %q: %w", bound(last), scheduler.ErrParse)
+	return "", fmt.Errorf("no job id in sbatch output; last line %q: %w", adapter.Bound(last), scheduler.ErrParse)
 }
 
 // ParseStatus parses the output of StatusCommand: one line per job, nine '|'-separated fields
@@ -62,7 +54,7 @@ func (s *Slurm) ParseSubmit(stdout []byte) (scheduler.JobID, error) {
 // expected end of a running job).
 func (s *Slurm) ParseStatus(stdout []byte) ([]scheduler.JobState, error) {
 	var out []scheduler.JobState
-	err := eachLine(stdout, func(no int, line string) error {
+	err := adapter.EachLine(stdout, func(no int, line string) error {
 		if strings.TrimSpace(line) == "" {
 			return nil
 		}
@@ -72,11 +64,11 @@ func (s *Slurm) ParseStatus(stdout []byte) ([]scheduler.JobState, error) {
 		var buf [squeueFields]string
 		f, ok := splitN(buf[:0], line, '|', squeueFields)
 		if !ok {
-			return fmt.Errorf("squeue line %d has %d fields, want %d: %q: %w", no, len(f), squeueFields, bound(line), scheduler.ErrParse)
+			return fmt.Errorf("squeue line %d has %d fields, want %d: %q: %w", no, len(f), squeueFields, adapter.Bound(line), scheduler.ErrParse)
 		}
 		js, err := ferryColumns.build(f)
 		if err != nil {
-			return fmt.Errorf("squeue line %d %q: %w", no, bound(line), err)
+			return fmt.Errorf("squeue line %d %q: %w", no, adapter.Bound(line), err)
 		}
 		out = append(out, js)
 		return nil
@@ -265,7 +257,7 @@ func parseTime(s string) time.Time {
 	if s == "" || s[0] < '0' || s[0] > '9' {
 		return time.Time{} // N/A, None, NONE, Unknown, (null), INVALID
 	}
-	if isDigits(s) {
+	if adapter.IsDigits(s) {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n <= 0 || n > 1<<40 {
 			return time.Time{}
@@ -301,53 +293,4 @@ func hasBlank(s string) bool {
 		}
 	}
 	return false
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// eachLine calls fn for every line of out with its 1-based number, without the "\n" or a trailing
-// "\r". It stops at the first error. out is converted to a string once; lines share its memory.
-func eachLine(out []byte, fn func(no int, line string) error) error {
-	rest := string(out)
-	no := 0
-	for len(rest) > 0 {
-		no++
-		var line string
-		if i := strings.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			line, rest = rest, ""
-		}
-		line = strings.TrimSuffix(line, "\r")
-		if err := fn(no, line); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// splitLines returns the lines of out (see eachLine).
-func splitLines(out []byte) []string {
-	var lines []string
-	_ = eachLine(out, func(_ int, l string) error {
-		lines = append(lines, l)
-		return nil
-	})
-	return lines
-}
-
-// bound shortens s for an error message.
-func bound(s string) string {
-	const max = 200
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
 }

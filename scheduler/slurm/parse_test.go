@@ -1,8 +1,6 @@
 package slurm
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,14 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
 
 func local(s string) time.Time {
 	t, err := time.ParseInLocation("2006-01-02T15:04:05", s, time.Local)
@@ -82,7 +74,7 @@ func TestParseSubmit(t *testing.T) {
 
 func TestParseStatusFields(t *testing.T) {
 	s := New(Options{})
-	states, err := s.ParseStatus(fixture(t, "slurm-local-squeue-ferry-1.txt"))
+	states, err := s.ParseStatus(adaptertest.Fixture(t, "slurm-local-squeue-ferry-1.txt"))
 	require.NoError(t, err)
 	require.Len(t, states, 11)
 
@@ -108,7 +100,7 @@ func TestParseStatusFields(t *testing.T) {
 	require.Equal(t, scheduler.StatusRunning, requeue.Status)
 	require.Equal(t, "job requeued in held state", requeue.Reason)
 
-	states, err = s.ParseStatus(fixture(t, "slurm-local-squeue-ferry-2.txt"))
+	states, err = s.ParseStatus(adaptertest.Fixture(t, "slurm-local-squeue-ferry-2.txt"))
 	require.NoError(t, err)
 	rq := find(t, states, "23")
 	require.Equal(t, scheduler.StatusPending, rq.Status)
@@ -116,7 +108,7 @@ func TestParseStatusFields(t *testing.T) {
 	require.Equal(t, scheduler.StatusHeld, find(t, states, "24").Status)
 	require.Equal(t, scheduler.StatusCancelled, find(t, states, "22").Status)
 
-	states, err = s.ParseStatus(fixture(t, "slurm-local-squeue-ferry-epoch.txt"))
+	states, err = s.ParseStatus(adaptertest.Fixture(t, "slurm-local-squeue-ferry-epoch.txt"))
 	require.NoError(t, err)
 	run := find(t, states, "18")
 	require.Equal(t, time.Unix(1795906986, 0), run.Submitted)
@@ -167,7 +159,7 @@ func TestParseStatusLines(t *testing.T) {
 
 func TestParseAccountingFields(t *testing.T) {
 	s := New(Options{})
-	states, err := s.ParseAccounting(fixture(t, "slurm-local-sacct-ferry-steps.txt"))
+	states, err := s.ParseAccounting(adaptertest.Fixture(t, "slurm-local-sacct-ferry-steps.txt"))
 	require.NoError(t, err)
 
 	require.Equal(t, scheduler.JobState{
@@ -193,7 +185,7 @@ func TestParseAccountingFields(t *testing.T) {
 	require.Equal(t, "fx pipe|name x", find(t, states, "25").Name)
 	require.True(t, find(t, states, "17").Started.IsZero())
 
-	states, err = s.ParseAccounting(fixture(t, "slurm-local-sacct-ferry-epoch.txt"))
+	states, err = s.ParseAccounting(adaptertest.Fixture(t, "slurm-local-sacct-ferry-epoch.txt"))
 	require.NoError(t, err)
 	require.Equal(t, time.Unix(1795907011, 0), find(t, states, "16").Ended)
 }
@@ -239,14 +231,14 @@ func TestParseAccountingLines(t *testing.T) {
 }
 
 func TestParseSqueueTable(t *testing.T) {
-	states, err := ParseSqueueTable(fixture(t, "slurm-local-squeue-default.txt"))
+	states, err := ParseSqueueTable(adaptertest.Fixture(t, "slurm-local-squeue-default.txt"))
 	require.NoError(t, err)
 	require.Equal(t, "fx pipe|", find(t, states, "25").Name, "a blank in a cut name goes to NAME")
 	require.Equal(t, "job requeued in held state", find(t, states, "23").Reason, "a reason with blanks is joined back")
 	require.Empty(t, find(t, states, "18").Reason, "a node list is not a reason")
 	require.Equal(t, "root", find(t, states, "18").User)
 
-	states, err = ParseSqueueTable(fixture(t, "slurm-squeue-3.txt"))
+	states, err = ParseSqueueTable(adaptertest.Fixture(t, "slurm-squeue-3.txt"))
 	require.NoError(t, err)
 	require.Equal(t, "cupd3_n_fcc_mix_n15\x1fcohp", find(t, states, "6779842").Name, "the surplus field goes to NAME")
 	require.Equal(t, "TimeLimit", find(t, states, "6783828").Reason)
@@ -287,14 +279,14 @@ func TestParseSqueueTable(t *testing.T) {
 }
 
 func TestParseSacctParsable(t *testing.T) {
-	states, err := ParseSacctParsable(fixture(t, "slurm-local-sacct-P.txt"))
+	states, err := ParseSacctParsable(adaptertest.Fixture(t, "slurm-local-sacct-P.txt"))
 	require.NoError(t, err)
 	job := find(t, states, "25")
 	require.Equal(t, "fx pipe|name x", job.Name)
 	require.Equal(t, "debug", job.Queue)
 	require.Equal(t, "JobHeldUser", find(t, states, "17").Reason)
 
-	states, err = ParseSacctParsable(fixture(t, "slurm-sacct-17.txt"))
+	states, err = ParseSacctParsable(adaptertest.Fixture(t, "slurm-sacct-17.txt"))
 	require.NoError(t, err)
 	batch := find(t, states, "1873472_168.batch")
 	require.Equal(t, 15, batch.Signal)
@@ -319,7 +311,7 @@ func TestParseSacctColumns(t *testing.T) {
 	require.Equal(t, scheduler.StatusPending, states[1].Status)
 
 	states, err = ParseSacctColumns([]string{"jobid", "exitcode", "state", "ncpus", "elapsed", "totalcpu", "submit", "start", "end", "maxrss", "maxvmsize"},
-		fixture(t, "slurm-sacct-3.txt"))
+		adaptertest.Fixture(t, "slurm-sacct-3.txt"))
 	require.NoError(t, err)
 	require.Equal(t, scheduler.StatusFailed, states[0].Status, "NODE_FAIL")
 	require.Equal(t, 1, *states[0].ExitCode)
@@ -327,7 +319,7 @@ func TestParseSacctColumns(t *testing.T) {
 
 	states, err = ParseSacctColumns([]string{"JobID", "AllocNodes", "Cluster", "ExitCode", "Group", "Account", "JobName", "NodeList", "Partition",
 		"Priority", "State", "Reason", "ElapsedRaw", "Submit", "Start", "End", "Suspended", "TimelimitRaw", "User", "WorkDir"},
-		fixture(t, "slurm-sacct-13.txt"))
+		adaptertest.Fixture(t, "slurm-sacct-13.txt"))
 	require.NoError(t, err)
 	require.Equal(t, time.Unix(1787127492, 0), states[0].Ended, "epoch times")
 	require.Equal(t, "test-user", states[0].User)
@@ -335,12 +327,12 @@ func TestParseSacctColumns(t *testing.T) {
 }
 
 func TestParseSacctTable(t *testing.T) {
-	states, err := ParseSacctTable(fixture(t, "slurm-local-sacct-default.txt"))
+	states, err := ParseSacctTable(adaptertest.Fixture(t, "slurm-local-sacct-default.txt"))
 	require.NoError(t, err)
 	require.Equal(t, "fx pipe|n+", find(t, states, "25").Name, "sacct's cut stays cut")
 	require.Equal(t, 3, *find(t, states, "21").ExitCode)
 
-	states, err = ParseSacctTable(fixture(t, "slurm-sacct-11.txt"))
+	states, err = ParseSacctTable(adaptertest.Fixture(t, "slurm-sacct-11.txt"))
 	require.NoError(t, err)
 	require.Equal(t, local("2014-07-03T11:59:01"), find(t, states, "2").Ended)
 	require.True(t, find(t, states, "3").Ended.IsZero())
@@ -355,7 +347,7 @@ func TestParseSacctTable(t *testing.T) {
 }
 
 func TestParseScontrolShowJob(t *testing.T) {
-	states, err := ParseScontrolShowJob(fixture(t, "slurm-local-scontrol.txt"))
+	states, err := ParseScontrolShowJob(adaptertest.Fixture(t, "slurm-local-scontrol.txt"))
 	require.NoError(t, err)
 	j := find(t, states, "25")
 	require.Equal(t, "fx pipe|name x", j.Name)

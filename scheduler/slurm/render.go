@@ -2,21 +2,18 @@ package slurm
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // maxNameLen is the longest job name Ferry renders (Slurm itself allows more; 256 matches what
 // users see from other tools).
 const maxNameLen = 256
-
-// tokenPattern is what an idempotency token may contain: it goes into --comment unquoted.
-var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // Render returns the batch script for spec: "#!/bin/sh", the #SBATCH directives below, then the
 // shared wrapper (scheduler.RenderWrapper).
@@ -76,20 +73,14 @@ func (s *Slurm) directives(spec scheduler.JobSpec) ([]string, error) {
 	if strings.ContainsRune(spec.Dir, '\\') {
 		return nil, fmt.Errorf("task dir %q contains a backslash, which sbatch -o cannot express (it turns off file name patterns and is dropped)", spec.Dir)
 	}
-	if hasControl(spec.Dir) {
+	if adapter.HasControl(spec.Dir) {
 		return nil, fmt.Errorf("task dir %q contains a control character", spec.Dir)
 	}
-	if r.CPUs < 0 {
-		return nil, fmt.Errorf("cpus %d is negative", r.CPUs)
+	if err := adapter.CheckNonNegative(r); err != nil {
+		return nil, err
 	}
-	if r.MemoryMB < 0 {
-		return nil, fmt.Errorf("memory %d MB is negative", r.MemoryMB)
-	}
-	if r.Time < 0 {
-		return nil, fmt.Errorf("time limit %s is negative", r.Time)
-	}
-	if spec.Token != "" && !tokenPattern.MatchString(spec.Token) {
-		return nil, fmt.Errorf("token %q must be 1-128 characters from [A-Za-z0-9._:-]", spec.Token)
+	if err := adapter.CheckToken(spec.Token); err != nil {
+		return nil, err
 	}
 	for _, f := range []struct{ field, v string }{{"queue", r.Queue}, {"account", r.Account}} {
 		if err := checkWord(f.field, f.v); err != nil {
@@ -141,7 +132,7 @@ func (s *Slurm) directives(spec scheduler.JobSpec) ([]string, error) {
 // (one per character, nothing collapsed), the result is cut to maxNameLen, and an empty name
 // becomes "ferry". A control character (newline, NUL, tab...) is refused instead.
 func sanitizeName(name string) (string, error) {
-	if hasControl(name) {
+	if adapter.HasControl(name) {
 		return "", fmt.Errorf("job name %q contains a control character", name)
 	}
 	var b strings.Builder
@@ -183,7 +174,7 @@ func checkWord(field, v string) error {
 	if strings.IndexFunc(v, unicode.IsSpace) >= 0 {
 		return fmt.Errorf("%s %q contains whitespace, which Slurm does not allow in a %s name", field, v, field)
 	}
-	if hasControl(v) {
+	if adapter.HasControl(v) {
 		return fmt.Errorf("%s %q contains a control character", field, v)
 	}
 	if strings.ContainsAny(v, "\"'\\#") {
@@ -274,14 +265,4 @@ func asciiLower(s string) string {
 // hasSuffixAt reports whether s[:i] ends with suffix.
 func hasSuffixAt(s string, i int, suffix string) bool {
 	return strings.HasSuffix(s[:i], suffix)
-}
-
-// hasControl reports whether s contains an ASCII control character (C0 or DEL).
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return true
-		}
-	}
-	return false
 }

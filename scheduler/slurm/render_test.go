@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adaptertest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.run from the current Render")
@@ -51,13 +50,7 @@ func TestRenderGolden(t *testing.T) {
 		t.Run(g.name, func(t *testing.T) {
 			got, err := New(g.opts).Render(g.spec)
 			require.NoError(t, err)
-			path := filepath.Join("testdata", "golden", g.name+".run")
-			if *update {
-				require.NoError(t, os.WriteFile(path, got, 0o644))
-			}
-			want, err := os.ReadFile(path)
-			require.NoError(t, err, "run go test ./scheduler/slurm -run TestRenderGolden -update to create it")
-			require.Equal(t, string(want), string(got))
+			adaptertest.RequireGolden(t, "slurm", g.name, got, *update)
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/scheduler/internal/adapter"
 )
 
 // This file holds the parsers for output formats Ferry does not issue itself but that people paste
@@ -30,7 +31,7 @@ func ParseSacctColumns(columns []string, stdout []byte) ([]scheduler.JobState, e
 // User, JobName, Submit, Start, End; case ignored), and a trailing '|' on every line (--parsable)
 // is accepted. Output without such a header is an error wrapping scheduler.ErrParse.
 func ParseSacctParsable(stdout []byte) ([]scheduler.JobState, error) {
-	lines := splitLines(stdout)
+	lines := adapter.SplitLines(stdout)
 	h := 0
 	for h < len(lines) && strings.TrimSpace(lines[h]) == "" {
 		h++
@@ -46,7 +47,7 @@ func ParseSacctParsable(stdout []byte) ([]scheduler.JobState, error) {
 	}
 	c := mapColumns(names)
 	if len(names) < 2 || !c.usable() {
-		return nil, fmt.Errorf("sacct header (line %d) %q has no JobID and State columns: %w", h+1, bound(header), scheduler.ErrParse)
+		return nil, fmt.Errorf("sacct header (line %d) %q has no JobID and State columns: %w", h+1, adapter.Bound(header), scheduler.ErrParse)
 	}
 	var body strings.Builder
 	for i := h + 1; i < len(lines); i++ {
@@ -70,7 +71,7 @@ func parseSacctRows(stdout []byte, c columns, n int, trailing bool, what string)
 	var out []scheduler.JobState
 	buf := make([]string, 0, n) // reused: build copies what it keeps
 	nameLast := c.name == n-1 && !trailing
-	err := eachLine(stdout, func(no int, line string) error {
+	err := adapter.EachLine(stdout, func(no int, line string) error {
 		if strings.TrimSpace(line) == "" {
 			return nil
 		}
@@ -93,11 +94,11 @@ func parseSacctRows(stdout []byte, c columns, n int, trailing bool, what string)
 			f, ok = fitFields(f, n, c.name, "|")
 		}
 		if !ok {
-			return fmt.Errorf("%s line %d has %d fields, want %d: %q: %w", what, no, len(f), n, bound(line), scheduler.ErrParse)
+			return fmt.Errorf("%s line %d has %d fields, want %d: %q: %w", what, no, len(f), n, adapter.Bound(line), scheduler.ErrParse)
 		}
 		js, err := c.build(f)
 		if err != nil {
-			return fmt.Errorf("%s line %d %q: %w", what, no, bound(line), err)
+			return fmt.Errorf("%s line %d %q: %w", what, no, adapter.Bound(line), err)
 		}
 		out = append(out, js)
 		return nil
@@ -112,7 +113,7 @@ func parseSacctRows(stdout []byte, c columns, n int, trailing bool, what string)
 func allEndWithBar(stdout []byte) bool {
 	seen := false
 	all := true
-	_ = eachLine(stdout, func(_ int, l string) error {
+	_ = adapter.EachLine(stdout, func(_ int, l string) error {
 		if strings.TrimSpace(l) == "" {
 			return nil
 		}
@@ -148,7 +149,7 @@ func fitFields(f []string, n, absorb int, sep string) ([]string, bool) {
 // is read as CANCELLED, a cut id stays cut). Output without the header and dashes is an error
 // wrapping scheduler.ErrParse.
 func ParseSacctTable(stdout []byte) ([]scheduler.JobState, error) {
-	lines := splitLines(stdout)
+	lines := adapter.SplitLines(stdout)
 	h := 0
 	for h < len(lines) && strings.TrimSpace(lines[h]) == "" {
 		h++
@@ -157,7 +158,7 @@ func ParseSacctTable(stdout []byte) ([]scheduler.JobState, error) {
 		return nil, nil
 	}
 	if h+1 >= len(lines) || !isDashes(lines[h+1]) {
-		return nil, fmt.Errorf("sacct table: line %d is not followed by a line of dashes: %q: %w", h+1, bound(lines[h]), scheduler.ErrParse)
+		return nil, fmt.Errorf("sacct table: line %d is not followed by a line of dashes: %q: %w", h+1, adapter.Bound(lines[h]), scheduler.ErrParse)
 	}
 	header, dashes := lines[h], lines[h+1]
 	spans := dashSpans(dashes)
@@ -167,7 +168,7 @@ func ParseSacctTable(stdout []byte) ([]scheduler.JobState, error) {
 	}
 	c := mapColumns(names)
 	if !c.usable() {
-		return nil, fmt.Errorf("sacct table header %q has no JobID and State columns: %w", bound(header), scheduler.ErrParse)
+		return nil, fmt.Errorf("sacct table header %q has no JobID and State columns: %w", adapter.Bound(header), scheduler.ErrParse)
 	}
 	var out []scheduler.JobState
 	for i := h + 2; i < len(lines); i++ {
@@ -185,7 +186,7 @@ func ParseSacctTable(stdout []byte) ([]scheduler.JobState, error) {
 		}
 		js, err := c.build(f)
 		if err != nil {
-			return nil, fmt.Errorf("sacct table line %d %q: %w", i+1, bound(l), err)
+			return nil, fmt.Errorf("sacct table line %d %q: %w", i+1, adapter.Bound(l), err)
 		}
 		out = append(out, js)
 	}
@@ -247,7 +248,7 @@ func ParseSqueueTable(stdout []byte) ([]scheduler.JobState, error) {
 		sep    string // "" for blanks
 		header bool
 	)
-	err := eachLine(stdout, func(no int, line string) error {
+	err := adapter.EachLine(stdout, func(no int, line string) error {
 		line = strings.TrimPrefix(line, "\x1e")
 		t := strings.TrimSpace(line)
 		if t == "" || strings.HasPrefix(t, "CLUSTER:") {
@@ -258,7 +259,7 @@ func ParseSqueueTable(stdout []byte) ([]scheduler.JobState, error) {
 			return nil
 		}
 		if !header {
-			return fmt.Errorf("squeue line %d comes before any header naming JOBID and ST: %q: %w", no, bound(line), scheduler.ErrParse)
+			return fmt.Errorf("squeue line %d comes before any header naming JOBID and ST: %q: %w", no, adapter.Bound(line), scheduler.ErrParse)
 		}
 		var f []string
 		if sep == "" {
@@ -276,11 +277,11 @@ func ParseSqueueTable(stdout []byte) ([]scheduler.JobState, error) {
 			f2, ok = append(f, ""), true
 		}
 		if !ok {
-			return fmt.Errorf("squeue line %d has %d fields, the header has %d: %q: %w", no, len(f), n, bound(line), scheduler.ErrParse)
+			return fmt.Errorf("squeue line %d has %d fields, the header has %d: %q: %w", no, len(f), n, adapter.Bound(line), scheduler.ErrParse)
 		}
 		js, err := c.build(f2)
 		if err != nil {
-			return fmt.Errorf("squeue line %d %q: %w", no, bound(line), err)
+			return fmt.Errorf("squeue line %d %q: %w", no, adapter.Bound(line), err)
 		}
 		out = append(out, js)
 		return nil
@@ -371,7 +372,7 @@ func ParseScontrolShowJob(stdout []byte) ([]scheduler.JobState, error) {
 		rec = nil
 		return nil
 	}
-	err := eachLine(stdout, func(no int, line string) error {
+	err := adapter.EachLine(stdout, func(no int, line string) error {
 		t := strings.TrimSpace(line)
 		if t == "" {
 			return flush()
@@ -381,7 +382,7 @@ func ParseScontrolShowJob(stdout []byte) ([]scheduler.JobState, error) {
 		}
 		pairs := keyValues(line)
 		if len(pairs) == 0 {
-			return fmt.Errorf("scontrol line %d has no Key=Value: %q: %w", no, bound(line), scheduler.ErrParse)
+			return fmt.Errorf("scontrol line %d has no Key=Value: %q: %w", no, adapter.Bound(line), scheduler.ErrParse)
 		}
 		for _, kv := range pairs {
 			if kv[0] == "JobId" {
@@ -454,7 +455,7 @@ func isKeyByte(c byte) bool {
 func scontrolRecord(r map[string]string) (scheduler.JobState, error) {
 	id := r["JobId"]
 	if a, t := r["ArrayJobId"], r["ArrayTaskId"]; a != "" && t != "" && t != "N/A" {
-		if isDigits(t) {
+		if adapter.IsDigits(t) {
 			id = a + "_" + t
 		} else {
 			id = a + "_[" + t + "]"
