@@ -2,13 +2,11 @@ package plugin_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/ferryhpc/ferry/internal/testcluster"
 	"github.com/ferryhpc/ferry/plugin"
 	ferryv1 "github.com/ferryhpc/ferry/plugin/proto/ferry/v1"
 )
@@ -58,24 +57,6 @@ func helperCommand(t *testing.T) *exec.Cmd {
 	return cmd
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // jsonLines decodes every non-empty line of s as a JSON object.
 func jsonLines(t *testing.T, s string) []map[string]any {
 	t.Helper()
@@ -92,7 +73,7 @@ func jsonLines(t *testing.T, s string) []map[string]any {
 }
 
 func TestStartSubprocessWithAutoMTLS(t *testing.T) {
-	var hostLog syncBuffer
+	var hostLog testcluster.SyncBuffer
 	logger := hclog.New(&hclog.LoggerOptions{Name: "launcher", Level: hclog.Trace, Output: &hostLog, JSONFormat: true})
 	cmd := helperCommand(t)
 
@@ -181,7 +162,7 @@ func TestServeWritesOnlyTheHandshakeToStdout(t *testing.T) {
 		"PLUGIN_PROTOCOL_VERSIONS=1")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr syncBuffer
+	var stderr testcluster.SyncBuffer
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

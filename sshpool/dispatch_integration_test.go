@@ -59,7 +59,7 @@ func TestDispatcherKeepsEachCommandsResult(t *testing.T) {
 	}
 	for _, user := range []string{"alice", "carol"} {
 		t.Run(user, func(t *testing.T) {
-			_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: user}, target(t, c, user))
+			_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: user}, c.Target(t, user))
 			home := strings.TrimSpace(string(run(t, p, "sh", "-c", "cd && pwd").Stdout))
 			sessionOnly := 0
 			for round := 0; round < 2; round++ {
@@ -93,7 +93,7 @@ func TestDispatcherKeepsEachCommandsResult(t *testing.T) {
 // a new dispatcher.
 func TestDispatcherRecoversFromItsShellDying(t *testing.T) {
 	c := testcluster.Require(t)
-	_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "alice"}, target(t, c, "alice"))
+	_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "alice"}, c.Target(t, "alice"))
 	require.Equal(t, "1\n", string(run(t, p, "echo", "1").Stdout))
 	// Walk up from this process to the dispatcher's shell ("/bin/sh -s") and kill it.
 	killer := `p=$$; while [ "$p" -gt 1 ]; do c=$(tr '\0' ' ' </proc/$p/cmdline); if [ "$c" = "/bin/sh -s " ]; then kill -9 "$p"; sleep 1; echo survived; exit 0; fi; p=$(cut -d' ' -f4 /proc/$p/stat); done; echo "no dispatcher" >&2; exit 9`
@@ -112,7 +112,7 @@ func TestDispatcherRecoversFromItsShellDying(t *testing.T) {
 // MaxOutput, fails with ErrOutcomeUnknown promptly; the pool goes on with a new dispatcher.
 func TestDispatcherCancelAndOutputLimit(t *testing.T) {
 	c := testcluster.Require(t)
-	_, p := newPool(t, sshpool.Options{MaxOutput: 4096}, sshpool.Key{Identity: "local", User: "bob"}, target(t, c, "bob"))
+	_, p := newPool(t, sshpool.Options{MaxOutput: 4096}, sshpool.Key{Identity: "local", User: "bob"}, c.Target(t, "bob"))
 	run(t, p, "true")
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -133,7 +133,7 @@ func TestDispatcherCancelAndOutputLimit(t *testing.T) {
 // result, whether it ran on the dispatcher or on a session of its own.
 func TestDispatcherUnderConcurrency(t *testing.T) {
 	c := testcluster.Require(t)
-	_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "carol"}, target(t, c, "carol"))
+	_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "carol"}, c.Target(t, "carol"))
 	var wg sync.WaitGroup
 	errs := make(chan error, 16*8)
 	for g := 0; g < 16; g++ {

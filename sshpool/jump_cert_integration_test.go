@@ -21,15 +21,15 @@ import (
 // runs commands as bob there: the ProxyJump path with its own pinned host key and credential.
 func TestJumpHost(t *testing.T) {
 	c := testcluster.Require(t)
-	bastion := target(t, c, "alice")
-	tg := target(t, c, "bob")
+	bastion := c.Target(t, "alice")
+	tg := c.Target(t, "bob")
 	tg.Jump = &bastion
 	_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "behind-bastion", User: "bob"}, tg)
 	require.Equal(t, "bob", strings.TrimSpace(string(run(t, p, "id", "-un").Stdout)))
 	// The bastion is really on the path: a wrong bastion host key is refused and named as the
 	// jump host's, although the login node's own key is right.
 	bad := bastion
-	bad.HostKeys = sshpool.HostKeys{target(t, c, "dave").Signer.PublicKey()}
+	bad.HostKeys = sshpool.HostKeys{c.Target(t, "dave").Signer.PublicKey()}
 	tg.Jump = &bad
 	_, p = newPool(t, sshpool.Options{}, sshpool.Key{Identity: "behind-bastion", User: "bob"}, tg)
 	_, err := p.Exec(context.Background(), "true", nil)
@@ -93,7 +93,7 @@ func TestCertificateLogin(t *testing.T) {
 	certSigner, err := sshpool.WithCertificate(signer, cert)
 	require.NoError(t, err)
 
-	tg := target(t, c, "alice")
+	tg := c.Target(t, "alice")
 	tg.Port = port
 	tg.Signer = signer
 	_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "cert", User: "alice"}, tg)
@@ -105,6 +105,6 @@ func TestCertificateLogin(t *testing.T) {
 	require.Equal(t, "alice", strings.TrimSpace(string(run(t, p, "id", "-un").Stdout)))
 
 	// A certificate for another key is refused up front.
-	_, err = sshpool.WithCertificate(target(t, c, "alice").Signer, cert)
+	_, err = sshpool.WithCertificate(c.Target(t, "alice").Signer, cert)
 	require.ErrorIs(t, err, sshpool.ErrBadKey)
 }

@@ -107,25 +107,38 @@ type HostKeys []ssh.PublicKey
 // returns the keys. Host patterns are not checked here: the identity pins these keys for its host.
 func ParseKnownHosts(text string) (HostKeys, error) {
 	var keys HostKeys
-	rest := []byte(text)
-	for len(bytes.TrimSpace(rest)) > 0 {
-		marker, _, key, _, r, err := ssh.ParseKnownHosts(rest)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, fmt.Errorf("known_hosts: %w", err)
-		}
-		rest = r
-		if marker == "@revoked" {
-			continue
-		}
+	err := eachKnownHost(text, func(_ []string, key ssh.PublicKey) {
 		keys = append(keys, key)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(keys) == 0 {
 		return nil, errors.New("known_hosts: no host key found")
 	}
 	return keys, nil
+}
+
+// eachKnownHost calls f with the host patterns and key of each known_hosts line in text, in order,
+// skipping @revoked lines, comments and blank lines. It stops at the first line that does not
+// parse and returns its error; f has then seen the lines before it.
+func eachKnownHost(text string, f func(hosts []string, key ssh.PublicKey)) error {
+	rest := []byte(text)
+	for len(bytes.TrimSpace(rest)) > 0 {
+		marker, hosts, key, _, r, err := ssh.ParseKnownHosts(rest)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("known_hosts: %w", err)
+		}
+		rest = r
+		if marker == "@revoked" {
+			continue
+		}
+		f(hosts, key)
+	}
+	return nil
 }
 
 // Algorithms returns the host key algorithms to offer so that the server picks a key we pinned.
@@ -195,25 +208,16 @@ func HostPort(host string, port int) string {
 func KeysForHost(text, host string, port int) (HostKeys, error) {
 	want := knownhosts.Normalize(HostPort(host, port))
 	var keys HostKeys
-	rest := []byte(text)
-	for len(bytes.TrimSpace(rest)) > 0 {
-		marker, hosts, key, _, r, err := ssh.ParseKnownHosts(rest)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, fmt.Errorf("known_hosts: %w", err)
-		}
-		rest = r
-		if marker == "@revoked" {
-			continue
-		}
+	err := eachKnownHost(text, func(hosts []string, key ssh.PublicKey) {
 		for _, h := range hosts {
 			if knownhosts.Normalize(h) == want {
 				keys = append(keys, key)
-				break
+				return
 			}
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("known_hosts: no line for %s", want)

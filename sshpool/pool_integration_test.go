@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,18 +19,6 @@ import (
 	"github.com/ferryhpc/ferry/scheduler"
 	"github.com/ferryhpc/ferry/sshpool"
 )
-
-func target(t *testing.T, c *testcluster.Cluster, name string) sshpool.Target {
-	t.Helper()
-	u := c.User(t, name)
-	pem, err := os.ReadFile(u.Key)
-	require.NoError(t, err)
-	signer, err := sshpool.ParsePrivateKey(pem, []byte(u.Passphrase))
-	require.NoError(t, err)
-	hk, err := sshpool.ParseKnownHosts(c.KnownHosts)
-	require.NoError(t, err)
-	return sshpool.Target{Host: c.Host, Port: c.Port, HostKeys: hk, User: name, Signer: signer}
-}
 
 func newPool(t *testing.T, opts sshpool.Options, key sshpool.Key, tg sshpool.Target) (*sshpool.Manager, *sshpool.Pool) {
 	t.Helper()
@@ -57,7 +44,7 @@ func TestExecAsEachUser(t *testing.T) {
 	c := testcluster.Require(t)
 	for _, name := range []string{"alice", "bob", "carol"} {
 		t.Run(name, func(t *testing.T) {
-			_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: name}, target(t, c, name))
+			_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: name}, c.Target(t, name))
 			res := run(t, p, "id", "-un")
 			require.Equal(t, 0, res.ExitCode, string(res.Stderr))
 			require.Equal(t, name, strings.TrimSpace(string(res.Stdout)))
@@ -77,7 +64,7 @@ func TestQuotingThroughLoginShells(t *testing.T) {
 		for _, noDisp := range []bool{true, false} {
 			path := map[bool]string{true: "session", false: "dispatcher"}[noDisp]
 			t.Run(name+"/"+path, func(t *testing.T) {
-				_, p := newPool(t, sshpool.Options{NoDispatcher: noDisp}, sshpool.Key{Identity: "local", User: name}, target(t, c, name))
+				_, p := newPool(t, sshpool.Options{NoDispatcher: noDisp}, sshpool.Key{Identity: "local", User: name}, c.Target(t, name))
 				for _, a := range args {
 					res := run(t, p, "printf", "[%s]", a)
 					require.Equal(t, 0, res.ExitCode, "arg %q: %s", a, res.Stderr)
@@ -92,7 +79,7 @@ func TestEleventhSessionOpensSecondConnection(t *testing.T) {
 	c := testcluster.Require(t)
 	for _, cap := range []int{10, 30} { // 30: more than sshd's MaxSessions, so sshd's refusal is exercised
 		t.Run("cap"+string(rune('0'+cap/10)), func(t *testing.T) {
-			_, p := newPool(t, sshpool.Options{MaxSessionsPerConn: cap, MaxConnsPerUser: 3}, sshpool.Key{Identity: "local", User: "alice"}, target(t, c, "alice"))
+			_, p := newPool(t, sshpool.Options{MaxSessionsPerConn: cap, MaxConnsPerUser: 3}, sshpool.Key{Identity: "local", User: "alice"}, c.Target(t, "alice"))
 			var wg sync.WaitGroup
 			errs := make(chan error, 15)
 			for i := 0; i < 15; i++ {
@@ -125,16 +112,16 @@ func TestBadInputErrors(t *testing.T) {
 	c := testcluster.Require(t)
 	ctx := context.Background()
 	t.Run("wrong key", func(t *testing.T) {
-		tg := target(t, c, "alice")
-		tg.Signer = target(t, c, "dave").Signer
+		tg := c.Target(t, "alice")
+		tg.Signer = c.Target(t, "dave").Signer
 		_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "alice"}, tg)
 		_, err := p.Exec(ctx, "true", nil)
 		require.ErrorIs(t, err, sshpool.ErrAuth)
 		require.Contains(t, err.Error(), `identity "local" user "alice"`)
 	})
 	t.Run("host key mismatch", func(t *testing.T) {
-		tg := target(t, c, "alice")
-		other, err := ssh.ParsePublicKey(target(t, c, "dave").Signer.PublicKey().Marshal())
+		tg := c.Target(t, "alice")
+		other, err := ssh.ParsePublicKey(c.Target(t, "dave").Signer.PublicKey().Marshal())
 		require.NoError(t, err)
 		tg.HostKeys = sshpool.HostKeys{other}
 		_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "alice"}, tg)
@@ -145,14 +132,14 @@ func TestBadInputErrors(t *testing.T) {
 		require.Contains(t, err.Error(), "SHA256:")
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		tg := target(t, c, "alice")
+		tg := c.Target(t, "alice")
 		tg.Port = 1
 		_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "alice"}, tg)
 		_, err := p.Exec(ctx, "true", nil)
 		require.ErrorIs(t, err, sshpool.ErrUnreachable)
 	})
 	t.Run("cancel stops a long command", func(t *testing.T) {
-		_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "alice"}, target(t, c, "alice"))
+		_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "alice"}, c.Target(t, "alice"))
 		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -166,7 +153,7 @@ func TestBadInputErrors(t *testing.T) {
 
 func TestStdinReachesCommand(t *testing.T) {
 	c := testcluster.Require(t)
-	_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "carol"}, target(t, c, "carol"))
+	_, p := newPool(t, sshpool.Options{}, sshpool.Key{Identity: "local", User: "carol"}, c.Target(t, "carol"))
 	res, err := p.Exec(context.Background(), "cat", []byte("hello\nworld\n"))
 	require.NoError(t, err)
 	require.Equal(t, "hello\nworld\n", string(res.Stdout))
@@ -180,7 +167,7 @@ func TestDeadConnectionEvicted(t *testing.T) {
 	px, err := netproxy.Start(fmt.Sprintf("%s:%d", c.Host, c.Port), 0)
 	require.NoError(t, err)
 	defer px.Close()
-	tg := target(t, c, "alice")
+	tg := c.Target(t, "alice")
 	tg.Host, tg.Port = "127.0.0.1", px.Addr().Port
 	interval, timeout := 300*time.Millisecond, 300*time.Millisecond
 	_, p := newPool(t, sshpool.Options{KeepaliveInterval: interval, KeepaliveTimeout: timeout, DialTimeout: 2 * time.Second}, sshpool.Key{Identity: "local", User: "alice"}, tg)
@@ -219,7 +206,7 @@ func TestDialCapAcrossUsers(t *testing.T) {
 	users := []string{"alice", "bob", "carol"}
 	targets := map[string]sshpool.Target{}
 	for _, u := range users {
-		targets[u] = target(t, c, u)
+		targets[u] = c.Target(t, u)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
@@ -259,7 +246,7 @@ func TestBurstAgainstUnreachableNodeFailsTogether(t *testing.T) {
 	require.NoError(t, err)
 	defer px.Close()
 	px.Blackhole(true)
-	tg := target(t, c, "alice")
+	tg := c.Target(t, "alice")
 	tg.Host, tg.Port = "127.0.0.1", px.Addr().Port
 	const dialTimeout, callers = time.Second, 5
 	_, p := newPool(t, sshpool.Options{DialTimeout: dialTimeout, MaxConnsPerUser: 1}, sshpool.Key{Identity: "hole", User: "alice"}, tg)

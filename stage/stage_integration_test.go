@@ -26,21 +26,25 @@ func pool(t testing.TB, c *testcluster.Cluster, m *sshpool.Manager, name string)
 // or a proxy in front of it).
 func poolAt(t testing.TB, c *testcluster.Cluster, m *sshpool.Manager, name, host string, port int) *sshpool.Pool {
 	t.Helper()
-	u := c.User(t, name)
-	pem, err := os.ReadFile(u.Key)
-	require.NoError(t, err)
-	signer, err := sshpool.ParsePrivateKey(pem, []byte(u.Passphrase))
-	require.NoError(t, err)
-	// The pinned line names the cluster's port; a proxy's port gets the same key.
-	line := c.KnownHosts
-	if port != c.Port {
-		line = fmt.Sprintf("[%s]:%d %s", host, port, strings.SplitN(line, " ", 2)[1])
-	}
-	hk, err := sshpool.ParseKnownHosts(line)
-	require.NoError(t, err)
-	p, err := m.Pool(sshpool.Key{Identity: fmt.Sprintf("local-%d", port), User: name}, sshpool.Target{Host: host, Port: port, HostKeys: hk, User: name, Signer: signer})
+	// A proxy forwards to the cluster's sshd, so the pinned host key is the cluster's whatever
+	// the address (the pool pins keys, not host patterns).
+	tg := c.Target(t, name)
+	tg.Host, tg.Port = host, port
+	p, err := m.Pool(sshpool.Key{Identity: fmt.Sprintf("local-%d", port), User: name}, tg)
 	require.NoError(t, err)
 	return p
+}
+
+// aliceStager returns the test cluster (skipping when it is absent), a manager closed when the
+// test ends, alice's pool on it and a Stager for the cluster's work dir with default options.
+func aliceStager(t *testing.T) (*testcluster.Cluster, *sshpool.Manager, *sshpool.Pool, *stage.Stager) {
+	t.Helper()
+	c := testcluster.Require(t)
+	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
+	t.Cleanup(m.Close)
+	s, err := stage.New(c.WorkDir, stage.Options{})
+	require.NoError(t, err)
+	return c, m, pool(t, c, m, "alice"), s
 }
 
 func exec(t testing.TB, p *sshpool.Pool, line string) string {
@@ -52,12 +56,8 @@ func exec(t testing.TB, p *sshpool.Pool, line string) string {
 }
 
 func TestUploadOwnershipAndGroupWrite(t *testing.T) {
-	c := testcluster.Require(t)
-	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
-	defer m.Close()
-	alice, bob := pool(t, c, m, "alice"), pool(t, c, m, "bob")
-	s, err := stage.New(c.WorkDir, stage.Options{})
-	require.NoError(t, err)
+	c, m, alice, s := aliceStager(t)
+	bob := pool(t, c, m, "bob")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -98,12 +98,7 @@ func TestUploadOwnershipAndGroupWrite(t *testing.T) {
 }
 
 func TestPathsOutsideWorkDirRefused(t *testing.T) {
-	c := testcluster.Require(t)
-	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
-	defer m.Close()
-	alice := pool(t, c, m, "alice")
-	s, err := stage.New(c.WorkDir, stage.Options{})
-	require.NoError(t, err)
+	c, _, alice, s := aliceStager(t)
 	ctx := context.Background()
 	for _, rel := range []string{"../etc/x", "/etc/passwd", "a/../../x", "", "a\nb"} {
 		err := s.WriteFile(ctx, alice, rel, []byte("x"), 0)
@@ -113,7 +108,7 @@ func TestPathsOutsideWorkDirRefused(t *testing.T) {
 	link := fmt.Sprintf("escape-%d", time.Now().UnixNano())
 	exec(t, alice, "ln -s /tmp "+c.WorkDir+"/"+link)
 	defer exec(t, alice, "rm -f "+c.WorkDir+"/"+link)
-	err = s.WriteFile(ctx, alice, link+"/owned", []byte("x"), 0)
+	err := s.WriteFile(ctx, alice, link+"/owned", []byte("x"), 0)
 	require.ErrorIs(t, err, stage.ErrOutsideWorkDir)
 	_, err = os.Stat("/tmp/owned")
 	require.True(t, os.IsNotExist(err))
@@ -125,12 +120,7 @@ func TestPathsOutsideWorkDirRefused(t *testing.T) {
 // followed, one leading out is refused and a file in the way is an error, and nothing is written
 // outside.
 func TestWriteFilesMakesConfinedDirs(t *testing.T) {
-	c := testcluster.Require(t)
-	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
-	defer m.Close()
-	alice := pool(t, c, m, "alice")
-	s, err := stage.New(c.WorkDir, stage.Options{})
-	require.NoError(t, err)
+	c, _, alice, s := aliceStager(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	root := fmt.Sprintf("writefiles-%d", time.Now().UnixNano())

@@ -23,14 +23,7 @@ func alicePool(t *testing.T, c *testcluster.Cluster) *sshpool.Pool {
 	t.Helper()
 	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
 	t.Cleanup(m.Close)
-	u := c.User(t, "alice")
-	pem, err := os.ReadFile(u.Key)
-	require.NoError(t, err)
-	signer, err := sshpool.ParsePrivateKey(pem, []byte(u.Passphrase))
-	require.NoError(t, err)
-	hk, err := sshpool.ParseKnownHosts(c.KnownHosts)
-	require.NoError(t, err)
-	p, err := m.Pool(sshpool.Key{Identity: "local", User: "alice"}, sshpool.Target{Host: c.Host, Port: c.Port, HostKeys: hk, User: "alice", Signer: signer})
+	p, err := m.Pool(sshpool.Key{Identity: "local", User: "alice"}, c.Target(t, "alice"))
 	require.NoError(t, err)
 	return p
 }

@@ -193,12 +193,7 @@ func TestUploadDownloadTree(t *testing.T) {
 // TestUploadTreeFailureLeavesNoTemporaries makes one entry of the destination conflict with the
 // tree and checks that Upload fails naming it and leaves no temporary file anywhere.
 func TestUploadTreeFailureLeavesNoTemporaries(t *testing.T) {
-	c := testcluster.Require(t)
-	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
-	defer m.Close()
-	alice := pool(t, c, m, "alice")
-	s, err := stage.New(c.WorkDir, stage.Options{})
-	require.NoError(t, err)
+	c, _, alice, s := aliceStager(t)
 	local := t.TempDir()
 	files := makeTree(t, local, 200)
 	for _, tc := range []struct {
@@ -231,12 +226,7 @@ func TestUploadTreeFailureLeavesNoTemporaries(t *testing.T) {
 // TestUploadTreeCancel cancels an upload once some files are in place and checks that it returns
 // promptly with the context's error and leaves no temporary file, big files in flight included.
 func TestUploadTreeCancel(t *testing.T) {
-	c := testcluster.Require(t)
-	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
-	defer m.Close()
-	alice := pool(t, c, m, "alice")
-	s, err := stage.New(c.WorkDir, stage.Options{})
-	require.NoError(t, err)
+	c, _, alice, s := aliceStager(t)
 	local := t.TempDir()
 	files := makeTree(t, local, 1000)
 	big := make([]byte, 8<<20)
@@ -274,18 +264,13 @@ func TestUploadTreeCancel(t *testing.T) {
 // TestDownloadTreeFailureAndCancel checks that a download that fails (a directory where a file
 // goes) or is cancelled midway returns the error promptly and leaves no local temporary.
 func TestDownloadTreeFailureAndCancel(t *testing.T) {
-	c := testcluster.Require(t)
-	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
-	defer m.Close()
-	alice := pool(t, c, m, "alice")
-	s, err := stage.New(c.WorkDir, stage.Options{})
-	require.NoError(t, err)
+	c, _, alice, s := aliceStager(t)
 	local := t.TempDir()
 	files := makeTree(t, local, 1000)
 	rel := fmt.Sprintf("stage-test/down-%d", time.Now().UnixNano())
 	defer exec(t, alice, "rm -rf "+c.WorkDir+"/"+rel)
 	ctx := context.Background()
-	_, err = s.Upload(ctx, alice, local, rel)
+	_, err := s.Upload(ctx, alice, local, rel)
 	require.NoError(t, err)
 
 	t.Run("failure", func(t *testing.T) {
@@ -325,12 +310,7 @@ func TestDownloadTreeFailureAndCancel(t *testing.T) {
 // followed when it stays inside the work dir and refused when it leads out, for every directory of
 // a tree, not only its root.
 func TestUploadTreeSymlinkedDirectory(t *testing.T) {
-	c := testcluster.Require(t)
-	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
-	defer m.Close()
-	alice := pool(t, c, m, "alice")
-	s, err := stage.New(c.WorkDir, stage.Options{})
-	require.NoError(t, err)
+	c, _, alice, s := aliceStager(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	name := fmt.Sprintf("owned-%d", time.Now().UnixNano())
@@ -342,7 +322,7 @@ func TestUploadTreeSymlinkedDirectory(t *testing.T) {
 	defer exec(t, alice, "rm -rf "+abs)
 
 	exec(t, alice, "mkdir -p "+abs+"/inside && ln -s /tmp "+abs+"/sub")
-	_, err = s.Upload(ctx, alice, local, rel)
+	_, err := s.Upload(ctx, alice, local, rel)
 	require.ErrorIs(t, err, stage.ErrOutsideWorkDir)
 	_, err = os.Stat(filepath.Join("/tmp", name))
 	require.True(t, os.IsNotExist(err), "the upload wrote through the symlink")

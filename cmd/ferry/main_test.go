@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,38 +18,17 @@ import (
 	"github.com/ferryhpc/ferry/plugin"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// buildFerry compiles this command once per test binary run.
+// buildFerry compiles this command into a directory removed when the test ends.
 func buildFerry(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ferry")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin, err := testcluster.BuildFerry(t.TempDir())
+	require.NoError(t, err)
 	return bin
 }
 
 // writeConfig writes an agent config for the test cluster into dir.
 func writeConfig(t *testing.T, c *testcluster.Cluster, dir string) string {
 	t.Helper()
-	pass := filepath.Join(dir, "bob.pass")
-	require.NoError(t, os.WriteFile(pass, []byte(c.User(t, "bob").Passphrase), 0o600))
 	text := fmt.Sprintf(`[agent]
 state_dir = %q
 socket = %q
@@ -60,22 +37,7 @@ metrics_listen = "127.0.0.1:0"
 [poll]
 interval = "1s"
 exit_code_grace = "5s"
-[[identity]]
-name = "local"
-scheduler = "slurm"
-host = %q
-port = %d
-known_hosts = %q
-work_dir = %q
-group = %q
-  [[identity.credential]]
-  user = "alice"
-  key_file = %q
-  [[identity.credential]]
-  user = "bob"
-  key_file = %q
-  passphrase_file = %q
-`, filepath.Join(dir, "state"), filepath.Join(dir, "ferry.sock"), c.Host, c.Port, c.KnownHosts, c.WorkDir, c.Group, c.User(t, "alice").Key, c.User(t, "bob").Key, pass)
+`, filepath.Join(dir, "state"), filepath.Join(dir, "ferry.sock")) + c.IdentityTOML(t, dir, "alice", "bob")
 	path := filepath.Join(dir, "ferry.toml")
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
 	return path
@@ -103,7 +65,7 @@ func TestPluginSubprocess(t *testing.T) {
 	c := testcluster.Require(t)
 	bin := buildFerry(t)
 	cfg := writeConfig(t, c, t.TempDir())
-	var logs syncBuffer // written by go-plugin's stderr relay while the test reads it
+	var logs testcluster.SyncBuffer // written by go-plugin's stderr relay while the test reads it
 	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
 	cl, err := plugin.Start(exec.Command(bin, "plugin", "--config", cfg), logger)
 	require.NoError(t, err)
@@ -134,7 +96,7 @@ func TestAgentAttachAndCLI(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, c, dir)
 	agent := exec.Command(bin, "agent", "--config", cfg)
-	var stderr syncBuffer // written by exec's copying goroutine while the test reads it
+	var stderr testcluster.SyncBuffer // written by exec's copying goroutine while the test reads it
 	agent.Stderr = &stderr
 	require.NoError(t, agent.Start())
 	defer func() {

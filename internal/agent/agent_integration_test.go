@@ -99,16 +99,9 @@ func submit(t *testing.T, a plugin.Service, user, name, script string, res plugi
 
 func remote(t *testing.T, c *testcluster.Cluster, user, line string) string {
 	t.Helper()
-	u := c.User(t, user)
-	pem, err := os.ReadFile(u.Key)
-	require.NoError(t, err)
-	signer, err := sshpool.ParsePrivateKey(pem, []byte(u.Passphrase))
-	require.NoError(t, err)
-	hk, err := sshpool.ParseKnownHosts(c.KnownHosts)
-	require.NoError(t, err)
 	m := sshpool.NewManager(sshpool.Options{}, zerolog.Nop())
 	defer m.Close()
-	p, err := m.Pool(sshpool.Key{Identity: "t", User: user}, sshpool.Target{Host: c.Host, Port: c.Port, HostKeys: hk, User: user, Signer: signer})
+	p, err := m.Pool(sshpool.Key{Identity: "t", User: user}, c.Target(t, user))
 	require.NoError(t, err)
 	res, err := p.Exec(context.Background(), line, nil)
 	require.NoError(t, err)

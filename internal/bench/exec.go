@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"time"
 )
 
@@ -46,13 +47,7 @@ func ExecMaster(ctx context.Context, m *Master) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	took := time.Since(start)
-	if err != nil {
-		return took, fmt.Errorf("ssh -S true: %w: %s", err, bytesTrim(out))
-	}
-	return took, nil
+	return timeCommand(cmd, "ssh -S true")
 }
 
 // ExecFresh runs `ssh ... true` on a new connection once and returns the time taken.
@@ -61,11 +56,17 @@ func (e *Env) ExecFresh(ctx context.Context, ep Endpoint) (time.Duration, error)
 	if err != nil {
 		return 0, err
 	}
+	return timeCommand(cmd, "ssh true")
+}
+
+// timeCommand runs cmd and returns the time it took, also when it fails; the error is prefixed
+// with what and carries cmd's combined output.
+func timeCommand(cmd *exec.Cmd, what string) (time.Duration, error) {
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
 	if err != nil {
-		return took, fmt.Errorf("ssh true: %w: %s", err, bytesTrim(out))
+		return took, fmt.Errorf("%s: %w: %s", what, err, bytesTrim(out))
 	}
 	return took, nil
 }

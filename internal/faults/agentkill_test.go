@@ -24,6 +24,7 @@ import (
 
 var (
 	buildOnce sync.Once
+	binDir    string // where buildFerry builds; removed by TestMain
 	ferryBin  string
 	buildErr  error
 )
@@ -31,8 +32,8 @@ var (
 // TestMain removes the ferry binary buildFerry built, once every test is done.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if ferryBin != "" {
-		_ = os.RemoveAll(filepath.Dir(ferryBin))
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
 	}
 	os.Exit(code)
 }
@@ -41,15 +42,9 @@ func TestMain(m *testing.M) {
 func buildFerry(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ferry-faults-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		ferryBin = filepath.Join(dir, "ferry")
-		out, err := exec.Command("go", "build", "-o", ferryBin, "github.com/ferryhpc/ferry/cmd/ferry").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w: %s", err, out)
+		binDir, buildErr = os.MkdirTemp("", "ferry-faults-bin-")
+		if buildErr == nil {
+			ferryBin, buildErr = testcluster.BuildFerry(binDir)
 		}
 	})
 	require.NoError(t, buildErr)
@@ -61,8 +56,6 @@ func buildFerry(t *testing.T) string {
 func agentConfigFile(t *testing.T, c *testcluster.Cluster, extra string) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
-	pass := filepath.Join(dir, "bob.pass")
-	require.NoError(t, os.WriteFile(pass, []byte(c.User(t, "bob").Passphrase), 0o600))
 	state := filepath.Join(dir, "state")
 	text := fmt.Sprintf(`[agent]
 state_dir = %q
@@ -73,25 +66,7 @@ interval = "1s"
 max_interval = "3s"
 exit_code_grace = "5s"
 %s
-[[identity]]
-name = "local"
-scheduler = "slurm"
-host = %q
-port = %d
-known_hosts = %q
-work_dir = %q
-group = %q
-  [[identity.credential]]
-  user = "alice"
-  key_file = %q
-  [[identity.credential]]
-  user = "bob"
-  key_file = %q
-  passphrase_file = %q
-  [[identity.credential]]
-  user = "carol"
-  key_file = %q
-`, state, extra, c.Host, c.Port, c.KnownHosts, c.WorkDir, c.Group, c.User(t, "alice").Key, c.User(t, "bob").Key, pass, c.User(t, "carol").Key)
+`, state, extra) + c.IdentityTOML(t, dir, "alice", "bob", "carol")
 	path := filepath.Join(dir, "ferry.toml")
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
 	_, err := config.Load(path)

@@ -369,16 +369,9 @@ func userPool(t *testing.T, c *testcluster.Cluster, user string) *sshpool.Pool {
 // userPoolOpts is userPool with pool options.
 func userPoolOpts(t *testing.T, c *testcluster.Cluster, user string, opts sshpool.Options) *sshpool.Pool {
 	t.Helper()
-	u := c.User(t, user)
-	pem, err := os.ReadFile(u.Key)
-	require.NoError(t, err)
-	signer, err := sshpool.ParsePrivateKey(pem, []byte(u.Passphrase))
-	require.NoError(t, err)
-	hk, err := sshpool.ParseKnownHosts(c.KnownHosts)
-	require.NoError(t, err)
 	m := sshpool.NewManager(opts, zerolog.Nop())
 	t.Cleanup(m.Close)
-	p, err := m.Pool(sshpool.Key{Identity: "faults-check", User: user}, sshpool.Target{Host: c.Host, Port: c.Port, HostKeys: hk, User: user, Signer: signer})
+	p, err := m.Pool(sshpool.Key{Identity: "faults-check", User: user}, c.Target(t, user))
 	require.NoError(t, err)
 	return p
 }

@@ -1,6 +1,9 @@
 // Package testcluster gives tests the local test cluster that scripts/cluster-up brings up (real
 // sshd, real users in a shared group, a setgid/ACL work dir, real Slurm with accounting). Tests call
-// Require, which skips with a clear message when the cluster is absent.
+// Require, which skips with a clear message when the cluster is absent, then take what they need
+// from the Cluster: an SSH target for a user (Target) or an agent configuration for it
+// (IdentityTOML). Tests that run the ferry binary or another process also find BuildFerry and
+// SyncBuffer here.
 package testcluster
 
 import (
@@ -8,8 +11,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryhpc/ferry/sshpool"
 )
 
 // DefaultPath is where scripts/cluster-up writes the cluster description.
@@ -90,4 +97,56 @@ func (c *Cluster) User(t testing.TB, name string) User {
 	}
 	t.Fatalf("test cluster has no user %q", name)
 	return User{}
+}
+
+// Target returns the sshpool target that logs the named user in to the cluster's sshd: the user's
+// key (decrypted with their passphrase) and the cluster's pinned host key. It fails the test when
+// the user is unknown or the key or host key does not parse. Each call parses the key again (a
+// bcrypt-KDF key costs ~150 ms): keep the target when a test needs it often.
+func (c *Cluster) Target(t testing.TB, user string) sshpool.Target {
+	t.Helper()
+	u := c.User(t, user)
+	pem, err := os.ReadFile(u.Key)
+	if err != nil {
+		t.Fatalf("key of test user %q: %v", user, err)
+	}
+	signer, err := sshpool.ParsePrivateKey(pem, []byte(u.Passphrase))
+	if err != nil {
+		t.Fatalf("key of test user %q: %v", user, err)
+	}
+	hk, err := sshpool.ParseKnownHosts(c.KnownHosts)
+	if err != nil {
+		t.Fatalf("test cluster's host key: %v", err)
+	}
+	return sshpool.Target{Host: c.Host, Port: c.Port, HostKeys: hk, User: user, Signer: signer}
+}
+
+// IdentityTOML returns the `[[identity]]` table of a ferry agent configuration for the cluster's
+// sshd and Slurm, named "local", with a credential for each of users in that order. The
+// passphrase of a user who has one is written to dir/NAME.pass (mode 0600) and named by
+// passphrase_file. It fails the test when a user is unknown or the file cannot be written.
+func (c *Cluster) IdentityTOML(t testing.TB, dir string, users ...string) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, `[[identity]]
+name = "local"
+scheduler = "slurm"
+host = %q
+port = %d
+known_hosts = %q
+work_dir = %q
+group = %q
+`, c.Host, c.Port, c.KnownHosts, c.WorkDir, c.Group)
+	for _, name := range users {
+		u := c.User(t, name)
+		fmt.Fprintf(&b, "  [[identity.credential]]\n  user = %q\n  key_file = %q\n", u.Name, u.Key)
+		if u.Passphrase != "" {
+			pass := filepath.Join(dir, u.Name+".pass")
+			if err := os.WriteFile(pass, []byte(u.Passphrase), 0o600); err != nil {
+				t.Fatalf("passphrase file of test user %q: %v", u.Name, err)
+			}
+			fmt.Fprintf(&b, "  passphrase_file = %q\n", pass)
+		}
+	}
+	return b.String()
 }
