@@ -283,17 +283,8 @@ func (s *Stager) ensureDir(cl *sftp.Client, dir string) error {
 			return fmt.Errorf("stat %q: %w", cur, err)
 		}
 		if fi.Mode()&os.ModeSymlink != 0 {
-			if real == "" {
-				if real, err = cl.RealPath(s.WorkDir); err != nil {
-					return fmt.Errorf("resolve work dir %q: %w", s.WorkDir, err)
-				}
-			}
-			target, err := cl.RealPath(cur)
-			if err != nil {
-				return fmt.Errorf("resolve symlink %q: %w", cur, err)
-			}
-			if target != real && !strings.HasPrefix(target, real+"/") {
-				return fmt.Errorf("%w: %q is a symlink to %q", ErrOutsideWorkDir, cur, target)
+			if err := s.checkLink(cl, cur, &real); err != nil {
+				return err
 			}
 			if fi, err = cl.Stat(cur); err != nil {
 				return fmt.Errorf("stat %q: %w", cur, err)
@@ -304,6 +295,44 @@ func (s *Stager) ensureDir(cl *sftp.Client, dir string) error {
 		}
 	}
 	return nil
+}
+
+// checkLink returns ErrOutsideWorkDir unless the symlink p resolves inside the work dir. *real is
+// the work dir's real path, resolved on first use.
+func (s *Stager) checkLink(cl *sftp.Client, p string, real *string) error {
+	if *real == "" {
+		r, err := cl.RealPath(s.WorkDir)
+		if err != nil {
+			return fmt.Errorf("resolve work dir %q: %w", s.WorkDir, err)
+		}
+		*real = r
+	}
+	target, err := cl.RealPath(p)
+	if err != nil {
+		return fmt.Errorf("resolve symlink %q: %w", p, err)
+	}
+	if target != *real && !strings.HasPrefix(target, *real+"/") {
+		return fmt.Errorf("%w: %q is a symlink to %q", ErrOutsideWorkDir, p, target)
+	}
+	return nil
+}
+
+// confineFile refuses to write abs when it is a symlink leading out of the work dir (the rename
+// would replace the link, not follow it, but the caller named a path that leads out); a missing
+// abs is fine. Its directory has been through ensureDir.
+func (s *Stager) confineFile(cl *sftp.Client, abs string) error {
+	fi, err := cl.Lstat(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stat %q: %w", abs, err)
+	}
+	if fi.Mode()&os.ModeSymlink == 0 {
+		return nil
+	}
+	real := ""
+	return s.checkLink(cl, abs, &real)
 }
 
 // mkdir creates abs, whose parent exists, with DirMode: a mkdir and a chmod, where mkdirAll first
@@ -370,6 +399,9 @@ func (s *Stager) WriteFile(ctx context.Context, l Leaser, rel string, data []byt
 		if err := s.ensureDir(cl, path.Dir(abs)); err != nil {
 			return err
 		}
+		if err := s.confineFile(cl, abs); err != nil {
+			return err
+		}
 		_, err := s.put(ctx, cl, abs, bytes.NewReader(data), int64(len(data)), mode)
 		return err
 	})
@@ -382,9 +414,11 @@ type File struct {
 	Mode os.FileMode // 0 means FileMode
 }
 
-// WriteFiles writes files, each atomically, in one SFTP session (one lease for all: a task's
-// script and wrapper cost one session, not two). Their directories are made first, each once;
-// then the files are written at the same time, so two files cost the round trips of one.
+// WriteFiles writes files all or nothing, in one SFTP session (one lease for all: a task's script
+// and wrapper cost one session, not two). Their directories are made first, each once; then every
+// file is written to a temporary at the same time, and only when all of them are complete are they
+// renamed into place, so two files cost the round trips of one and a failure to write (a full
+// disk, say) leaves none of them.
 func (s *Stager) WriteFiles(ctx context.Context, l Leaser, files []File) error {
 	abs := make([]string, len(files))
 	var dirs []string
@@ -404,14 +438,41 @@ func (s *Stager) WriteFiles(ctx context.Context, l Leaser, files []File) error {
 				return err
 			}
 		}
-		return parallel(ctx, s.opts.Concurrency, len(files), func(ctx context.Context, i int) error {
+		tmps := make([]string, len(files))
+		removeTemps := func() {
+			for _, t := range tmps {
+				if t != "" {
+					_ = cl.Remove(t)
+				}
+			}
+		}
+		err := parallel(ctx, s.opts.Concurrency, len(files), func(ctx context.Context, i int) error {
+			if err := s.confineFile(cl, abs[i]); err != nil {
+				return err
+			}
 			mode := files[i].Mode
 			if mode == 0 {
 				mode = s.opts.FileMode
 			}
-			_, err := s.put(ctx, cl, abs[i], bytes.NewReader(files[i].Data), int64(len(files[i].Data)), mode)
+			tmp, _, err := s.putTemp(ctx, cl, abs[i], bytes.NewReader(files[i].Data), int64(len(files[i].Data)), mode)
+			tmps[i] = tmp
 			return err
 		})
+		if err != nil {
+			removeTemps()
+			return err
+		}
+		err = parallel(ctx, s.opts.Concurrency, len(files), func(ctx context.Context, i int) error {
+			if err := cl.PosixRename(tmps[i], abs[i]); err != nil {
+				return fmt.Errorf("rename into %q: %w", abs[i], err)
+			}
+			tmps[i] = ""
+			return nil
+		})
+		if err != nil {
+			removeTemps()
+		}
+		return err
 	})
 }
 
@@ -447,6 +508,20 @@ const smallFile = 32 << 10
 // smallFile, the content is read first and sent with the mode in one round trip. On failure, or
 // when ctx ends, the temporary is removed (if the session still answers) and nothing is renamed.
 func (s *Stager) put(ctx context.Context, cl *sftp.Client, abs string, r io.Reader, size int64, mode os.FileMode) (int64, error) {
+	tmp, n, err := s.putTemp(ctx, cl, abs, r, size, mode)
+	if err != nil {
+		return n, err
+	}
+	if err := cl.PosixRename(tmp, abs); err != nil {
+		_ = cl.Remove(tmp)
+		return n, fmt.Errorf("rename into %q: %w", abs, err)
+	}
+	return n, nil
+}
+
+// putTemp is put without the rename: it returns the complete temporary, which the caller renames
+// to abs or removes. On failure there is no temporary left (if the session still answers).
+func (s *Stager) putTemp(ctx context.Context, cl *sftp.Client, abs string, r io.Reader, size int64, mode os.FileMode) (string, int64, error) {
 	var whole []byte // the entire content, if it is small
 	if size >= 0 && size <= smallFile {
 		buf := make([]byte, size+1)
@@ -455,7 +530,7 @@ func (s *Stager) put(ctx context.Context, cl *sftp.Client, abs string, r io.Read
 		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 			whole = buf[:n]
 		case err != nil:
-			return 0, fmt.Errorf("read the source of %q: %w", abs, err)
+			return "", 0, fmt.Errorf("read the source of %q: %w", abs, err)
 		default: // it has grown since the caller looked: stream it
 			r = io.MultiReader(bytes.NewReader(buf), r)
 		}
@@ -465,7 +540,7 @@ func (s *Stager) put(ctx context.Context, cl *sftp.Client, abs string, r io.Read
 	tmp := path.Join(path.Dir(abs), "."+path.Base(abs)+".ferry-"+hex.EncodeToString(rnd[:]))
 	f, err := cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
-		return 0, fmt.Errorf("create %q: %w", abs, err)
+		return "", 0, fmt.Errorf("create %q: %w", abs, err)
 	}
 	ok := false
 	defer func() {
@@ -475,12 +550,12 @@ func (s *Stager) put(ctx context.Context, cl *sftp.Client, abs string, r io.Read
 		}
 	}()
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	var n int64
 	if whole != nil {
 		if n, err = writeWhole(f, abs, whole, mode); err != nil {
-			return n, err
+			return "", n, err
 		}
 	} else {
 		// An explicit chmod: the default ACL only caps the group bits at what the creator asked for.
@@ -488,34 +563,31 @@ func (s *Stager) put(ctx context.Context, cl *sftp.Client, abs string, r io.Read
 		special := mode&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != 0
 		if !special {
 			if err := f.Chmod(mode); err != nil {
-				return 0, fmt.Errorf("chmod %q: %w", abs, err)
+				return "", 0, fmt.Errorf("chmod %q: %w", abs, err)
 			}
 		}
 		// ReadFromWithConcurrency, as ReadFrom would pick for a big *os.File, but the reader stops at
 		// ctx's end.
 		if n, err = f.ReadFromWithConcurrency(ctxReader{ctx, r}, 0); err != nil {
-			return n, writeErr(abs, err)
+			return "", n, writeErr(abs, err)
 		}
 		if special {
 			if err := f.Chmod(mode); err != nil {
-				return n, fmt.Errorf("chmod %q: %w", abs, err)
+				return "", n, fmt.Errorf("chmod %q: %w", abs, err)
 			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return n, err
+		return "", n, err
 	}
 	if err := f.Close(); err != nil {
-		return n, writeErr(abs, err)
+		return "", n, writeErr(abs, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return n, err
-	}
-	if err := cl.PosixRename(tmp, abs); err != nil {
-		return n, fmt.Errorf("rename into %q: %w", abs, err)
+		return "", n, err
 	}
 	ok = true
-	return n, nil
+	return tmp, n, nil
 }
 
 // writeWhole writes data (at most a packet) to the new file f and sets its mode explicitly (the
@@ -590,6 +662,9 @@ func (s *Stager) Upload(ctx context.Context, l Leaser, local, rel string) (Resul
 	if !fi.IsDir() {
 		err = withClient(ctx, l, cancelGrace, func(cl *sftp.Client) error {
 			if err := s.ensureDir(cl, path.Dir(abs)); err != nil {
+				return err
+			}
+			if err := s.confineFile(cl, abs); err != nil {
 				return err
 			}
 			n, err := s.uploadFile(ctx, cl, local, abs)

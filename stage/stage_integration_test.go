@@ -160,6 +160,15 @@ func TestWriteFilesMakesConfinedDirs(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, entries)
 
+	// A file that is a symlink leading out is refused, and the other file is not written either.
+	exec(t, alice, "mkdir "+abs+"/leaf && ln -s "+out+"/stolen "+abs+"/leaf/.command.sh")
+	err = s.WriteFiles(ctx, alice, files(root+"/leaf"))
+	require.ErrorIs(t, err, stage.ErrOutsideWorkDir)
+	require.Equal(t, ".command.sh", exec(t, alice, "ls -A "+abs+"/leaf"), "all or nothing")
+	entries, err = os.ReadDir(out)
+	require.NoError(t, err)
+	require.Empty(t, entries)
+
 	// A file where a directory should be is an error naming it.
 	exec(t, alice, "touch "+abs+"/plain")
 	err = s.WriteFiles(ctx, alice, files(root+"/plain/g"))
