@@ -43,7 +43,9 @@ func CheckDirective(v string) error {
 // to the scheduler's unit, or 0 when it is unknown (an extra option sets its own). The warning can
 // come late or never: Slurm sends it from a background pass that a busy controller runs late, and
 // PBS has no warning at all. So a TERM or INT that arrives once the wrapper has run for the whole
-// limit less KillMargin is taken as the time-limit kill and records 140 as well.
+// limit less KillMargin is taken as the time-limit kill and records 140 as well, and so is the
+// task dying of such a signal then (the scheduler signals every process of the job, and the task
+// can die before the wrapper's own trap runs).
 func RenderWrapper(spec JobSpec, directives []string) ([]byte, error) {
 	if !strings.HasPrefix(spec.Dir, "/") {
 		return nil, fmt.Errorf("task dir %q is not absolute", spec.Dir)
@@ -174,6 +176,11 @@ done
 # The task is over: a late signal must not overwrite its real exit code.
 trap '' USR2 TERM INT
 ferry_done=1
+# The scheduler signals every process of the job at the time limit, and the task can die of its
+# TERM or INT before this shell runs its own trap: that is the time-limit kill too.
+case $ferry_ret in
+130|143) if [ "$ferry_timelimit" = 1 ] || ferry_past_limit; then ferry_ret=140; fi ;;
+esac
 ferry_write_exit "$ferry_ret"
 exit "$ferry_ret"
 `

@@ -317,3 +317,36 @@ func TestWrapperTwoSignals(t *testing.T) {
 		})
 	}
 }
+
+// A task that execs sleep, so that its pid is the process a signal kills.
+const killableTask = `echo $$ > task.pid
+echo started > started
+exec sleep 30
+`
+
+// TestWrapperTaskKilledAtTheLimit kills the task, not the wrapper, with TERM: the scheduler
+// signals every process of the job at the time limit, and the task can die before the wrapper
+// runs its own trap (CI saw 143 that way). After the limit that is recorded as 140; before it the
+// task's own 143 stands.
+func TestWrapperTaskKilledAtTheLimit(t *testing.T) {
+	for _, sh := range wrapperShells(t) {
+		for _, c := range []struct {
+			name  string
+			limit time.Duration
+			after time.Duration
+			code  int
+		}{{"after the limit", 4 * time.Second, 3 * time.Second, 140}, {"before the limit", time.Hour, 0, 143}} {
+			t.Run(filepath.Base(sh)+"/"+c.name, func(t *testing.T) {
+				dir, cmd := startWrapper(t, sh, killableTask, JobSpec{Resources: Resources{Time: c.limit}})
+				started := time.Now()
+				waitFile(t, filepath.Join(dir, "started"), "started\n")
+				pid, err := strconv.Atoi(strings.TrimSpace(readFile(t, dir, "task.pid")))
+				require.NoError(t, err)
+				time.Sleep(time.Until(started.Add(c.after)))
+				require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
+				require.Equal(t, c.code, waitExit(t, cmd))
+				require.Equal(t, strconv.Itoa(c.code)+"\n", readFile(t, dir, ExitCodeFile))
+			})
+		}
+	}
+}
