@@ -225,7 +225,7 @@ const (
 		"does more per job than the baseline, and the rest is Slurm's. The baseline " +
 		"submits `sbatch --wrap true` and stages nothing; each Ferry Submit writes the task and its " +
 		"wrapper over SFTP (stage.WriteFiles: an SFTP session opened per call, so a session open and " +
-		"an sftp-server process on the login node per job, then a dozen or so SFTP round trips, " +
+		"an sftp-server process on the login node per job, then about eight SFTP round trips, " +
 		"overlapped across jobs) and persists the job twice in bbolt. The sbatch commands themselves " +
 		"go out batched (poll.submit_batch_window), one round trip per batch on the pool's dispatcher " +
 		"(see remote_execs), poll.submit_parallel (4) at a time per user. On this 2-CPU machine the " +
@@ -234,11 +234,15 @@ const (
 		"running) and under 3% in the agent, so Slurm's per-job cost sets both sides' pace, and the " +
 		"baseline's per-job time moved between 32 and 98 ms from one run to the next with the " +
 		"machine's load. At +10 ms the baseline pays 2 round trips per job and Ferry a few per batch, " +
-		"but Ferry's per-job staging round trips remain."
-	submitPlan = "Cut what Ferry adds per job: keep idle SFTP clients per pooled connection for " +
-		"reuse (no session open or sftp-server start per Submit; needs a way for stage to hand back a " +
-		"client it had to close on cancellation), skip the lstat walk below the task dir the agent " +
-		"creates itself, and write the two files in one pass; coalesce the two bbolt writes per " +
-		"Submit across concurrent calls (bbolt Batch). Measure on a machine where the jobs do not run " +
-		"on the submitting cores before chasing the rest."
+		"plus its per-job staging round trips. Cutting those from about 24 in a row to about 8 " +
+		"(one walk that confines and makes the task dir, both files written at once) left Ferry's " +
+		"time per job where it was (loopback 18.3 -> 18.0 ms, +10 ms 22.1 -> 23.2 ms), so round " +
+		"trips are not what sets its pace here."
+	submitPlan = "Find what sets Ferry's pace before cutting more round trips: profile a submit " +
+		"burst end to end (agent CPU, sshd and sftp-server processes, sbatch and slurmctld) on a " +
+		"machine where the jobs do not run on the submitting cores. Then cut what Ferry adds per " +
+		"job: keep idle SFTP clients per pooled connection for reuse (no session open or " +
+		"sftp-server start per Submit; needs a way for stage to hand back a client it had to close " +
+		"on cancellation), and coalesce the two bbolt writes per Submit across concurrent calls " +
+		"(bbolt Batch)."
 )
