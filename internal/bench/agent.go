@@ -22,17 +22,6 @@ import (
 	"github.com/ferryhpc/ferry/plugin"
 )
 
-// BuildFerry builds cmd/ferry into dir and returns the binary's path. The working directory must
-// be inside the module (as it is for `go test`).
-func BuildFerry(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "ferry")
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/ferryhpc/ferry/cmd/ferry").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build cmd/ferry: %w: %s", err, bytesTrim(out))
-	}
-	return bin, nil
-}
-
 // AgentConfig is what a benchmark changes in the agent's configuration; everything else is the
 // product default (config.Default): pools, submit batching, command rate limits. Only
 // poll.exit_code_grace is shortened (5s), so that cancelled jobs stop being tracked sooner.

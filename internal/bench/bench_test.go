@@ -16,6 +16,7 @@ import (
 	"github.com/ferryhpc/ferry/internal/agent"
 	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/internal/store"
+	"github.com/ferryhpc/ferry/internal/testcluster"
 	"github.com/ferryhpc/ferry/plugin"
 	"github.com/ferryhpc/ferry/plugin/plugintest"
 	"github.com/ferryhpc/ferry/scheduler/schedulers"
@@ -120,7 +121,7 @@ func requireAgent(b *testing.B, e *Env) *Agent {
 	agentOnce.Do(func() {
 		ctx := context.Background()
 		var bin string
-		bin, agentErr = BuildFerry(ctx, e.Dir)
+		bin, agentErr = testcluster.BuildFerry(e.Dir)
 		if agentErr != nil {
 			return
 		}

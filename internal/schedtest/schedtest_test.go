@@ -136,15 +136,8 @@ func (e *env) runner(t *testing.T, name string) *Runner {
 	mgrOnce.Do(func() { mgr = sshpool.NewManager(sshpool.Options{}, zerolog.Nop()) })
 	p, ok := pools[name]
 	if !ok {
-		u := e.c.User(t, name)
-		pem, err := os.ReadFile(u.Key)
-		require.NoError(t, err)
-		signer, err := sshpool.ParsePrivateKey(pem, []byte(u.Passphrase))
-		require.NoError(t, err)
-		hk, err := sshpool.ParseKnownHosts(e.c.KnownHosts)
-		require.NoError(t, err)
-		p, err = mgr.Pool(sshpool.Key{Identity: "schedtest", User: name},
-			sshpool.Target{Host: e.c.Host, Port: e.c.Port, HostKeys: hk, User: name, Signer: signer})
+		var err error
+		p, err = mgr.Pool(sshpool.Key{Identity: "schedtest", User: name}, e.c.Target(t, name))
 		require.NoError(t, err)
 		pools[name] = p
 	}
