@@ -127,12 +127,8 @@ func (s *Stager) confine(cl *sftp.Client, abs string) error {
 			return fmt.Errorf("stat %q: %w", cur, err)
 		}
 		if fi.Mode()&os.ModeSymlink != 0 {
-			target, err := cl.RealPath(cur)
-			if err != nil {
-				return fmt.Errorf("resolve symlink %q: %w", cur, err)
-			}
-			if target != real && !strings.HasPrefix(target, real+"/") {
-				return fmt.Errorf("%w: %q is a symlink to %q", ErrOutsideWorkDir, cur, target)
+			if err := s.checkLink(cl, cur, &real); err != nil {
+				return err
 			}
 		}
 	}
@@ -282,17 +278,27 @@ func (s *Stager) ensureDir(cl *sftp.Client, dir string) error {
 		if err != nil {
 			return fmt.Errorf("stat %q: %w", cur, err)
 		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			if err := s.checkLink(cl, cur, &real); err != nil {
-				return err
-			}
-			if fi, err = cl.Stat(cur); err != nil {
-				return fmt.Errorf("stat %q: %w", cur, err)
-			}
+		if err := s.requireDir(cl, cur, fi, &real); err != nil {
+			return err
 		}
-		if !fi.IsDir() {
-			return fmt.Errorf("%q exists and is not a directory", cur)
+	}
+	return nil
+}
+
+// requireDir checks that p, which Lstat described as fi, can be used as a directory: a symlink
+// must resolve inside the work dir (checkLink) and to a directory.
+func (s *Stager) requireDir(cl *sftp.Client, p string, fi os.FileInfo, real *string) error {
+	if fi.Mode()&os.ModeSymlink != 0 {
+		if err := s.checkLink(cl, p, real); err != nil {
+			return err
 		}
+		var err error
+		if fi, err = cl.Stat(p); err != nil {
+			return fmt.Errorf("stat %q: %w", p, err)
+		}
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%q exists and is not a directory", p)
 	}
 	return nil
 }
@@ -335,27 +341,18 @@ func (s *Stager) confineFile(cl *sftp.Client, abs string) error {
 	return s.checkLink(cl, abs, &real)
 }
 
-// mkdir creates abs, whose parent exists, with DirMode: a mkdir and a chmod, where mkdirAll first
-// stats. A directory that exists already is kept as it is (mkdirAll does not chmod one either); a
-// symlink there is followed only if it stays inside the work dir, as confine requires of the root.
+// mkdir creates abs, whose parent exists and is confined (ensureDir, or a tree below its root),
+// with DirMode: a mkdir and a chmod, without a stat first. A directory that exists already (made
+// concurrently) is kept as it is, as ensureDir keeps one; a symlink there is followed only if it
+// stays inside the work dir and leads to a directory (requireDir).
 func (s *Stager) mkdir(cl *sftp.Client, abs string) error {
 	if err := cl.Mkdir(abs); err != nil {
 		fi, err2 := cl.Lstat(abs)
 		if err2 != nil {
 			return fmt.Errorf("mkdir %q: %w", abs, err)
 		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			if err := s.confine(cl, abs); err != nil {
-				return err
-			}
-			if fi, err2 = cl.Stat(abs); err2 != nil {
-				return fmt.Errorf("stat %q: %w", abs, err2)
-			}
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("%q exists and is not a directory", abs)
-		}
-		return nil
+		real := ""
+		return s.requireDir(cl, abs, fi, &real)
 	}
 	if err := cl.Chmod(abs, s.opts.DirMode); err != nil {
 		return fmt.Errorf("chmod %q: %w", abs, err)
