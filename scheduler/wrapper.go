@@ -128,9 +128,10 @@ ferry_on_usr2() {
   ferry_timelimit=1
   [ "$ferry_done" = 0 ] && ferry_write_exit 140
 }
-# ferry_past_limit succeeds when the job has run for its time limit (less the margin): a TERM or
-# INT now is the time-limit kill, whether or not the warning came.
-ferry_past_limit() {
+# ferry_at_limit succeeds when the job is at its time limit: the scheduler warned (USR2), or it has
+# run for the limit less the margin. A TERM or INT now is the time-limit kill.
+ferry_at_limit() {
+  [ "$ferry_timelimit" = 1 ] && return 0
   [ "$ferry_limit_at" -gt 0 ] || return 1
   ferry_now=$(date +%s 2>/dev/null)
   case $ferry_start in ''|*[!0-9]*) return 1 ;; esac
@@ -143,9 +144,7 @@ ferry_on_signal() {
   [ "$ferry_done" = 0 ] || return 0
   ferry_done=1
   ferry_code=$1
-  if [ "$ferry_timelimit" = 1 ] || ferry_past_limit; then
-    ferry_code=140
-  fi
+  ferry_at_limit && ferry_code=140
   [ -n "$ferry_pid" ] && kill -TERM "$ferry_pid" 2>/dev/null
   ferry_write_exit "$ferry_code"
   exit "$ferry_code"
@@ -179,7 +178,7 @@ ferry_done=1
 # The scheduler signals every process of the job at the time limit, and the task can die of its
 # TERM or INT before this shell runs its own trap: that is the time-limit kill too.
 case $ferry_ret in
-130|143) if [ "$ferry_timelimit" = 1 ] || ferry_past_limit; then ferry_ret=140; fi ;;
+130|143) ferry_at_limit && ferry_ret=140 ;;
 esac
 ferry_write_exit "$ferry_ret"
 exit "$ferry_ret"
