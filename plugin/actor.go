@@ -7,14 +7,6 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-// Channels an Actor's call arrives by (Actor.Via).
-const (
-	// ViaPlugin is the go-plugin channel: a launcher that started or attached to the agent.
-	ViaPlugin = "plugin"
-	// ViaCLI is the agent's local socket, where the caller's Unix uid names the member.
-	ViaCLI = "cli"
-)
-
 // The gRPC metadata keys that carry the actor on the go-plugin channel (see the .proto).
 const (
 	actorMetadataKey = "ferry-actor"

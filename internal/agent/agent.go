@@ -1,6 +1,8 @@
-// Package agent implements plugin.Service: it resolves managed identities and member credentials,
-// persists jobs, submits them through per-user SSH pools, polls each user's jobs with one status
-// query per interval, collects exit codes and streams state changes. It knows nothing of gRPC.
+// Package agent is Ferry's job lifecycle and implements contract.Service: it persists jobs, submits
+// them through per-user SSH pools, polls each user's jobs with one status query per interval,
+// settles ambiguous submits, collects exit codes, stages files and streams state changes. It asks
+// internal/identity for each member's login and whether a caller may act. It knows nothing of
+// gRPC or HTTP.
 package agent
 
 import (
@@ -19,35 +21,29 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
-	"github.com/ferryhpc/ferry/internal/audit"
 	"github.com/ferryhpc/ferry/internal/config"
+	"github.com/ferryhpc/ferry/internal/identity"
 	"github.com/ferryhpc/ferry/internal/metrics"
-	"github.com/ferryhpc/ferry/internal/secrets"
 	"github.com/ferryhpc/ferry/internal/store"
-	"github.com/ferryhpc/ferry/plugin"
+	"github.com/ferryhpc/ferry/plugin/contract"
 	"github.com/ferryhpc/ferry/scheduler"
 	"github.com/ferryhpc/ferry/sshpool"
-	"github.com/ferryhpc/ferry/stage"
 )
 
-// SchedulerFactory returns the adapter for a scheduler kind.
-type SchedulerFactory func(kind string, poll config.Poll) (scheduler.Scheduler, error)
+// SchedulerFactory returns the adapter for a scheduler kind (identity.SchedulerFactory).
+type SchedulerFactory = identity.SchedulerFactory
 
-// Agent is Ferry's long-running core. Create it with New, stop it with Close.
+// Agent is Ferry's long-running core: the job lifecycle. Create it with New, stop it with Close.
+// Managed identities, and the permission rule every call goes through, are the embedded
+// identity.Registry's: the agent asks it for a member's login and whether a caller may act, and
+// serves its methods as the Admin half of the contract.
 type Agent struct {
-	cfg        config.Config
-	log        zerolog.Logger
-	store      *store.Store
-	pools      *sshpool.Manager
-	schedulers SchedulerFactory
-	stageOpts  stage.Options
-	kek        *secrets.KEK
-	audit      *audit.Log
+	*identity.Registry
 
-	idmu    sync.RWMutex // guards ids, creds, members, kek
-	ids     map[string]*identity
-	creds   map[credKey]*credential
-	members map[string]store.Member
+	cfg   config.Config
+	log   zerolog.Logger
+	store *store.Store
+	pools *sshpool.Manager
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -78,22 +74,18 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 		return nil, err
 	}
 	a := &Agent{
-		cfg:        cfg,
-		log:        log,
-		store:      st,
-		schedulers: schedulers,
-		ids:        map[string]*identity{},
-		creds:      map[credKey]*credential{},
-		members:    map[string]store.Member{},
-		jobs:       map[string]*store.Job{},
-		pollers:    map[sshpool.Key]*poller{},
-		watchers:   map[int]*watcher{},
-		counts:     map[sshpool.Key]map[string]int{},
-		gens:       map[sshpool.Key]uint64{},
-		limits:     map[string]*rate.Limiter{},
-		recent:     map[sshpool.Key]*window{},
-		batchers:   map[sshpool.Key]*batcher{},
-		claims:     map[string]bool{},
+		cfg:      cfg,
+		log:      log,
+		store:    st,
+		jobs:     map[string]*store.Job{},
+		pollers:  map[sshpool.Key]*poller{},
+		watchers: map[int]*watcher{},
+		counts:   map[sshpool.Key]map[string]int{},
+		gens:     map[sshpool.Key]uint64{},
+		limits:   map[string]*rate.Limiter{},
+		recent:   map[sshpool.Key]*window{},
+		batchers: map[sshpool.Key]*batcher{},
+		claims:   map[string]bool{},
 	}
 	a.metrics = metrics.New(a)
 	a.pools = sshpool.NewManager(sshpool.Options{
@@ -106,57 +98,20 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 		IdleTimeout:        cfg.Pool.IdleTimeout.Duration,
 		NoDispatcher:       !cfg.Pool.Dispatcher,
 	}, log)
-	fileMode, _ := config.ParseMode(cfg.Stage.FileMode)
-	dirMode, _ := config.ParseMode(cfg.Stage.DirMode)
-	a.stageOpts = stage.Options{FileMode: goMode(fileMode), DirMode: goMode(dirMode)}
-	fail := func(err error) (*Agent, error) {
-		if a.audit != nil {
-			a.audit.Close()
-		}
+	reg, err := identity.Open(cfg, log, st, identity.Deps{Schedulers: schedulers, Pools: a.pools})
+	if err != nil {
+		a.pools.Close()
 		st.Close()
 		return nil, err
 	}
-	kekFile := cfg.Agent.KEKFile
-	if kekFile == "" {
-		kekFile = filepath.Join(cfg.Agent.StateDir, "kek")
-	}
-	if a.kek, err = secrets.LoadOrCreateKEK(kekFile, cfg.Agent.KEKEnv); err != nil {
-		return fail(err)
-	}
-	auditPath := cfg.Agent.AuditLog
-	if auditPath == "" {
-		auditPath = filepath.Join(cfg.Agent.StateDir, "audit.log")
-	}
-	if a.audit, err = audit.Open(auditPath); err != nil {
-		return fail(err)
-	}
-	if err := a.seed(); err != nil {
-		return fail(err)
-	}
-	if err := a.loadRegistry(); err != nil {
-		return fail(err)
-	}
+	a.Registry = reg
+	reg.SetJobs(a, a)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	if err := a.reattach(); err != nil {
 		a.Close()
 		return nil, err
 	}
 	return a, nil
-}
-
-// goMode converts a Unix permission word (with setuid/setgid/sticky bits) to an os.FileMode.
-func goMode(m uint32) os.FileMode {
-	fm := os.FileMode(m & 0o777)
-	if m&0o2000 != 0 {
-		fm |= os.ModeSetgid
-	}
-	if m&0o4000 != 0 {
-		fm |= os.ModeSetuid
-	}
-	if m&0o1000 != 0 {
-		fm |= os.ModeSticky
-	}
-	return fm
 }
 
 // Close stops pollers, closes pools and the store.
@@ -170,7 +125,7 @@ func (a *Agent) Close() error {
 		delete(a.watchers, id)
 	}
 	a.mu.Unlock()
-	a.audit.Close()
+	a.Registry.Close()
 	return a.store.Close()
 }
 
@@ -211,7 +166,7 @@ func (r *runner) Run(ctx context.Context, c scheduler.Command) (scheduler.Result
 func (r *runner) runPaid(ctx context.Context, c scheduler.Command) (scheduler.Result, error) {
 	line, err := scheduler.CommandLine(c)
 	if err != nil {
-		return scheduler.Result{}, fmt.Errorf("%w: %v", plugin.ErrInvalidArgument, err)
+		return scheduler.Result{}, fmt.Errorf("%w: %v", contract.ErrInvalidArgument, err)
 	}
 	prog := program(c.Argv)
 	r.a.mu.Lock()
@@ -231,7 +186,7 @@ func (r *runner) runPaid(ctx context.Context, c scheduler.Command) (scheduler.Re
 	start := time.Now()
 	res, err := r.pool.Exec(ctx, line, c.Stdin)
 	took := time.Since(start)
-	r.a.loginOutcome(r.key, err)
+	r.a.LoginOutcome(r.key, err)
 	outcome := "ok"
 	switch {
 	case err != nil:
@@ -341,8 +296,8 @@ func newID() string {
 }
 
 // toPlugin converts a stored job to the contract type.
-func toPlugin(j *store.Job) plugin.Job {
-	return plugin.Job{
+func toPlugin(j *store.Job) contract.Job {
+	return contract.Job{
 		ID: j.ID, Identity: j.Identity, User: j.User, Token: j.Token, Name: j.Name, Dir: j.Dir,
 		SchedulerID: j.SchedulerID, Status: j.Status, State: j.State, Reason: j.Reason, Queue: j.Queue,
 		Submitted: j.Submitted, Started: j.Started, Ended: j.Ended, ExitCode: j.ExitCode, Error: j.Error,
@@ -352,16 +307,16 @@ func toPlugin(j *store.Job) plugin.Job {
 
 // Status returns jobs by Ferry id from the cache, in request order; unknown ids are left out.
 // Members see only their own jobs.
-func (a *Agent) Status(ctx context.Context, ids []string) ([]plugin.Job, error) {
-	p, err := a.caller(ctx)
+func (a *Agent) Status(ctx context.Context, ids []string) ([]contract.Job, error) {
+	p, err := a.Authorize(ctx, identity.JobList, "")
 	if err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]plugin.Job, 0, len(ids))
+	out := make([]contract.Job, 0, len(ids))
 	for _, id := range ids {
-		if j, ok := a.jobs[id]; ok && (p.owner || j.User == p.name) {
+		if j, ok := a.jobs[id]; ok && p.Sees(j.User) {
 			out = append(out, toPlugin(j))
 		}
 	}
@@ -370,15 +325,15 @@ func (a *Agent) Status(ctx context.Context, ids []string) ([]plugin.Job, error) 
 
 // ListJobs lists cached jobs matching req, oldest submission first.
 // Members see only their own jobs.
-func (a *Agent) ListJobs(ctx context.Context, req plugin.ListRequest) ([]plugin.Job, error) {
-	p, err := a.caller(ctx)
+func (a *Agent) ListJobs(ctx context.Context, req contract.ListRequest) ([]contract.Job, error) {
+	p, err := a.Authorize(ctx, identity.JobList, "")
 	if err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
-	var out []plugin.Job
+	var out []contract.Job
 	for _, j := range a.jobs {
-		if (req.Identity != "" && j.Identity != req.Identity) || (req.User != "" && j.User != req.User) || (!p.owner && j.User != p.name) {
+		if (req.Identity != "" && j.Identity != req.Identity) || (req.User != "" && j.User != req.User) || !p.Sees(j.User) {
 			continue
 		}
 		if req.ActiveOnly && j.Done {

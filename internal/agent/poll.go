@@ -121,7 +121,7 @@ func (a *Agent) pollOnce(ctx context.Context, k sshpool.Key, jobs []store.Job) {
 		a.markStale(jobs, err)
 		return
 	}
-	sched := s.id.sched
+	sched := s.sched
 	timeout := a.cfg.Poll.CommandTimeout.Duration
 	var live []store.Job
 	var ended []store.Job
@@ -211,7 +211,7 @@ func (a *Agent) query(ctx context.Context, s *session, ids []scheduler.JobID, cm
 	if err != nil {
 		return nil, err
 	}
-	if sc, ok := s.id.sched.(scheduler.StatusChecker); ok {
+	if sc, ok := s.sched.(scheduler.StatusChecker); ok {
 		if err := sc.CheckStatus(ids, res); err != nil {
 			return nil, err
 		}
@@ -281,7 +281,7 @@ func (a *Agent) collectExit(ctx context.Context, s *session, jobs []store.Job) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, a.cfg.Poll.CommandTimeout.Duration)
 	defer cancel()
-	files, err := s.id.stager.ReadSmall(rctx, s.lease, rels, 64)
+	files, err := s.stager.ReadSmall(rctx, s.lease, rels, 64)
 	if err != nil {
 		a.markStale(jobs, fmt.Errorf("read exit codes: %w", err))
 		return
@@ -319,7 +319,7 @@ func (a *Agent) collectExit(ctx context.Context, s *session, jobs []store.Job) {
 // filled in, and without those whose accounting query failed: they stay stale and wait for the
 // next poll rather than end as "unknown".
 func (a *Agent) acctExits(ctx context.Context, s *session, jobs []store.Job, files map[string][]byte, grace time.Duration) []store.Job {
-	acct, ok := s.id.sched.(scheduler.Accounting)
+	acct, ok := s.sched.(scheduler.Accounting)
 	if !ok {
 		return jobs
 	}

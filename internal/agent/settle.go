@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ferryhpc/ferry/internal/store"
-	"github.com/ferryhpc/ferry/plugin"
+	"github.com/ferryhpc/ferry/plugin/contract"
 	"github.com/ferryhpc/ferry/scheduler"
 	"github.com/ferryhpc/ferry/sshpool"
 )
@@ -19,7 +19,7 @@ import (
 // settler finishes it: it looks the token up, adopts the job if the scheduler has it, and submits
 // it otherwise, retrying with backoff for as long as the login node or the controller cannot
 // answer. Only a definite answer ends it: the job's id, or a refusal. A launcher that retries with
-// the same token meanwhile is told to retry again (plugin.ErrUnavailable) or, once settled, gets
+// the same token meanwhile is told to retry again (contract.ErrUnavailable) or, once settled, gets
 // the job.
 
 // settleBackoff bounds the settler's wait between attempts.
@@ -47,7 +47,7 @@ func (a *Agent) release(k string) {
 
 // errTokenBusy is what a Submit with a token already being worked on returns.
 func errTokenBusy(identity, user, token string) error {
-	return fmt.Errorf("%w: identity %q user %q: a submit with token %q is in progress or being settled; retry with the same token", plugin.ErrUnavailable, identity, user, token)
+	return fmt.Errorf("%w: identity %q user %q: a submit with token %q is in progress or being settled; retry with the same token", contract.ErrUnavailable, identity, user, token)
 }
 
 // unsettled reports whether j is a submit the agent has not settled.

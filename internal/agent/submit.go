@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/ferryhpc/ferry/internal/audit"
+	"github.com/ferryhpc/ferry/internal/identity"
 	"github.com/ferryhpc/ferry/internal/store"
-	"github.com/ferryhpc/ferry/plugin"
+	"github.com/ferryhpc/ferry/plugin/contract"
 	"github.com/ferryhpc/ferry/scheduler"
 	"github.com/ferryhpc/ferry/sshpool"
 	"github.com/ferryhpc/ferry/stage"
@@ -22,28 +23,23 @@ var tokenRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // Submit writes the task and its wrapper into the task dir and submits it as the user. A request
 // with a Token already seen for that identity and user returns the job it created.
-func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Job, error) {
+func (a *Agent) Submit(ctx context.Context, req contract.SubmitRequest) (contract.Job, error) {
 	if req.Token != "" && !tokenRE.MatchString(req.Token) {
-		return plugin.Job{}, fmt.Errorf("%w: token %q must be 1-128 letters, digits, '.', '_', ':' or '-'", plugin.ErrInvalidArgument, req.Token)
+		return contract.Job{}, fmt.Errorf("%w: token %q must be 1-128 letters, digits, '.', '_', ':' or '-'", contract.ErrInvalidArgument, req.Token)
 	}
 	if len(req.Script) == 0 {
-		return plugin.Job{}, fmt.Errorf("%w: %v", plugin.ErrInvalidArgument, scheduler.ErrEmptyScript)
+		return contract.Job{}, fmt.Errorf("%w: %v", contract.ErrInvalidArgument, scheduler.ErrEmptyScript)
 	}
-	p, err := a.may(ctx, req.User)
+	p, s, err := a.act(ctx, identity.JobSubmit, audit.ActionJobSubmit, req.Identity, req.User)
 	if err != nil {
-		a.audited(p, audit.ActionJobSubmit, req.Identity, req.User, "", err, "")
-		return plugin.Job{}, err
-	}
-	s, err := a.userSession(req.Identity, req.User)
-	if err != nil {
-		return plugin.Job{}, err
+		return contract.Job{}, err
 	}
 	if req.Token != "" {
 		// One call at a time per token: a second concurrent call (a launcher retrying after its
 		// own timeout) is told to retry rather than racing the first into a second job.
 		ck := claimKey(req.Identity, req.User, req.Token)
 		if !a.claim(ck) {
-			return plugin.Job{}, errTokenBusy(req.Identity, req.User, req.Token)
+			return contract.Job{}, errTokenBusy(req.Identity, req.User, req.Token)
 		}
 		defer a.release(ck)
 		if j, err := a.store.ByToken(req.Identity, req.User, req.Token); err == nil {
@@ -55,21 +51,21 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 	if rel == "" {
 		rel = path.Join("ferry", req.User, id)
 	}
-	dir, err := s.id.stager.Resolve(rel)
+	dir, err := s.stager.Resolve(rel)
 	if err != nil {
-		return plugin.Job{}, fmt.Errorf("%w: identity %q user %q: %v", plugin.ErrInvalidArgument, req.Identity, req.User, err)
+		return contract.Job{}, fmt.Errorf("%w: identity %q user %q: %v", contract.ErrInvalidArgument, req.Identity, req.User, err)
 	}
 	if req.Dir != "" {
 		// The work dir is shared by the identity's group: keep one task dir to one job at a time,
 		// and a member out of other members' task dirs (their scripts and .exitcode live there).
 		dk := "dir\x00" + req.Identity + "\x00" + dir
 		if !a.claim(dk) {
-			return plugin.Job{}, fmt.Errorf("%w: identity %q user %q: another submit into %s is in progress", plugin.ErrUnavailable, req.Identity, req.User, dir)
+			return contract.Job{}, fmt.Errorf("%w: identity %q user %q: another submit into %s is in progress", contract.ErrUnavailable, req.Identity, req.User, dir)
 		}
 		defer a.release(dk)
 		if err := a.dirFree(req.Identity, req.User, dir); err != nil {
-			a.audited(p, audit.ActionJobSubmit, req.Identity, req.User, "", err, "")
-			return plugin.Job{}, err
+			a.Audited(p, audit.ActionJobSubmit, req.Identity, req.User, "", err, "")
+			return contract.Job{}, err
 		}
 	}
 	spec := scheduler.JobSpec{
@@ -79,21 +75,21 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 			Queue: req.Resources.Queue, Account: req.Resources.Account, Extra: req.Resources.Extra,
 		},
 	}
-	script, err := s.id.sched.Render(spec)
+	script, err := s.sched.Render(spec)
 	if err != nil {
-		return plugin.Job{}, fmt.Errorf("%w: identity %q user %q: %v", plugin.ErrInvalidArgument, req.Identity, req.User, err)
+		return contract.Job{}, fmt.Errorf("%w: identity %q user %q: %v", contract.ErrInvalidArgument, req.Identity, req.User, err)
 	}
-	if _, err := scheduler.CommandLine(s.id.sched.SubmitCommand(spec)); err != nil {
-		return plugin.Job{}, fmt.Errorf("%w: identity %q user %q: %v", plugin.ErrInvalidArgument, req.Identity, req.User, err)
+	if _, err := scheduler.CommandLine(s.sched.SubmitCommand(spec)); err != nil {
+		return contract.Job{}, fmt.Errorf("%w: identity %q user %q: %v", contract.ErrInvalidArgument, req.Identity, req.User, err)
 	}
 	log := a.log.With().Str("identity", req.Identity).Str("user", req.User).Str("job", id).Logger()
 
 	// Stage the task and wrapper. Nothing is submitted yet, so a failure here loses nothing.
-	if err := s.id.stager.WriteFiles(ctx, s.lease, []stage.File{
+	if err := s.stager.WriteFiles(ctx, s.lease, []stage.File{
 		{Rel: path.Join(dir, scheduler.TaskFile), Data: req.Script},
 		{Rel: path.Join(dir, scheduler.RunFile), Data: script},
 	}); err != nil {
-		return plugin.Job{}, stageErr(req.Identity, req.User, err)
+		return contract.Job{}, stageErr(req.Identity, req.User, err)
 	}
 
 	specJSON, _ := json.Marshal(spec)
@@ -104,7 +100,7 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 	// Persisted before the submit runs: if the agent dies mid-submit, the restarted agent finds
 	// the record and settles it by token instead of losing or duplicating the job.
 	if err := a.store.Put(*j); err != nil {
-		return plugin.Job{}, fmt.Errorf("persist job: %w", err)
+		return contract.Job{}, fmt.Errorf("persist job: %w", err)
 	}
 	a.mu.Lock()
 	a.jobs[id] = j
@@ -113,9 +109,9 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 	jobID, err := a.doSubmit(ctx, s, spec, false)
 	if err != nil {
 		log.Warn().Err(err).Msg("submit failed")
-		code := plugin.ErrUnavailable
+		code := contract.ErrUnavailable
 		if errors.Is(err, scheduler.ErrSubmitRejected) || errors.Is(err, scheduler.ErrParse) {
-			code = plugin.ErrInvalidArgument
+			code = contract.ErrInvalidArgument
 		}
 		if errors.Is(err, sshpool.ErrOutcomeUnknown) {
 			// The job may exist: keep the record, and settle it in the background (adopt it if
@@ -130,8 +126,8 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 			a.forget(id)
 		}
 		err = fmt.Errorf("%w: submit job %q as %q on identity %q: %v", code, req.Name, req.User, req.Identity, err)
-		a.audited(p, audit.ActionJobSubmit, req.Identity, req.User, id, err, "")
-		return plugin.Job{}, err
+		a.Audited(p, audit.ActionJobSubmit, req.Identity, req.User, id, err, "")
+		return contract.Job{}, err
 	}
 	a.update(id, func(j *store.Job) {
 		j.SchedulerID = string(jobID)
@@ -139,7 +135,7 @@ func (a *Agent) Submit(ctx context.Context, req plugin.SubmitRequest) (plugin.Jo
 		j.Error = ""
 	})
 	log.Info().Str("scheduler_id", string(jobID)).Msg("job submitted")
-	a.audited(p, audit.ActionJobSubmit, req.Identity, req.User, id, nil, "scheduler id "+string(jobID))
+	a.Audited(p, audit.ActionJobSubmit, req.Identity, req.User, id, nil, "scheduler id "+string(jobID))
 	a.ensurePoller(s.key)
 	a.mu.Lock()
 	out := toPlugin(a.jobs[id])
@@ -155,12 +151,12 @@ const statusSubmitting = "submitting"
 // submitting again, so a job is never submitted twice. lookupFirst starts with that question (used
 // by a restarted agent for a submit it did not see finish).
 func (a *Agent) doSubmit(ctx context.Context, s *session, spec scheduler.JobSpec, lookupFirst bool) (scheduler.JobID, error) {
-	lookup, canLookup := s.id.sched.(scheduler.TokenLookup)
+	lookup, canLookup := s.sched.(scheduler.TokenLookup)
 	canLookup = canLookup && spec.Token != ""
 	if lookupFirst && !canLookup {
 		return "", fmt.Errorf("%w: %w: %w", sshpool.ErrOutcomeUnknown, errNoLookup, lastOr(spec.Token))
 	}
-	cmd := s.id.sched.SubmitCommand(spec)
+	cmd := s.sched.SubmitCommand(spec)
 	var lastErr error
 	for attempt := 0; attempt < 4; attempt++ {
 		if attempt > 0 {
@@ -193,7 +189,7 @@ func (a *Agent) doSubmit(ctx context.Context, s *session, spec scheduler.JobSpec
 		}
 		if res.ExitCode != 0 {
 			cerr := scheduler.NewCommandError(cmd, res)
-			switch classify(s.id.sched, res) {
+			switch classify(s.sched, res) {
 			case scheduler.FailureUnavailable:
 				// The controller could not be reached: certainly no job. Retryable.
 				return "", fmt.Errorf("%w: %v", scheduler.ErrUnavailable, cerr)
@@ -207,7 +203,7 @@ func (a *Agent) doSubmit(ctx context.Context, s *session, spec scheduler.JobSpec
 			}
 			return "", fmt.Errorf("%w: %v", scheduler.ErrSubmitRejected, cerr)
 		}
-		id, perr := s.id.sched.ParseSubmit(res.Stdout)
+		id, perr := s.sched.ParseSubmit(res.Stdout)
 		if perr != nil && canLookup {
 			// The scheduler accepted something, but its answer is garbage: the job may exist.
 			lastErr = fmt.Errorf("%w: %w", sshpool.ErrOutcomeUnknown, perr)
@@ -227,10 +223,10 @@ func (a *Agent) dirFree(identity, user, dir string) error {
 			continue
 		}
 		if j.User != user {
-			return fmt.Errorf("%w: identity %q user %q: task dir %s belongs to job %s of user %q", plugin.ErrPermissionDenied, identity, user, dir, j.ID, j.User)
+			return fmt.Errorf("%w: identity %q user %q: task dir %s belongs to job %s of user %q", contract.ErrPermissionDenied, identity, user, dir, j.ID, j.User)
 		}
 		if !j.Done {
-			return fmt.Errorf("%w: identity %q user %q: task dir %s is in use by live job %s; use a new dir per task", plugin.ErrInvalidArgument, identity, user, dir, j.ID)
+			return fmt.Errorf("%w: identity %q user %q: task dir %s is in use by live job %s; use a new dir per task", contract.ErrInvalidArgument, identity, user, dir, j.ID)
 		}
 	}
 	return nil
@@ -253,13 +249,13 @@ func lastOr(token string) error {
 
 // resubmitted answers a Submit whose token already has a job: the job, once its submit is
 // settled; while it is not, one settling attempt within this call (the caller holds the claim).
-func (a *Agent) resubmitted(ctx context.Context, j store.Job) (plugin.Job, error) {
+func (a *Agent) resubmitted(ctx context.Context, j store.Job) (contract.Job, error) {
 	if c, ok := a.current(j.ID); ok {
 		j = c
 	}
 	if unsettled(&j) {
 		if _, err := a.settleClaimed(ctx, j); err != nil {
-			return plugin.Job{}, fmt.Errorf("%w: submit job %q as %q on identity %q: the first submit's outcome is still unknown: %v", plugin.ErrUnavailable, j.Name, j.User, j.Identity, err)
+			return contract.Job{}, fmt.Errorf("%w: submit job %q as %q on identity %q: the first submit's outcome is still unknown: %v", contract.ErrUnavailable, j.Name, j.User, j.Identity, err)
 		}
 		if c, ok := a.current(j.ID); ok {
 			j = c
@@ -304,9 +300,9 @@ func (a *Agent) forget(id string) {
 }
 
 func stageErr(identity, user string, err error) error {
-	code := plugin.ErrUnavailable
+	code := contract.ErrUnavailable
 	if errors.Is(err, stage.ErrOutsideWorkDir) {
-		code = plugin.ErrInvalidArgument
+		code = contract.ErrInvalidArgument
 	}
 	who := fmt.Sprintf("identity %q user %q", identity, user)
 	if strings.Contains(err.Error(), who) { // pool errors already name both
@@ -316,7 +312,7 @@ func stageErr(identity, user string, err error) error {
 }
 
 // Cancel cancels jobs, one scheduler command per user and batch.
-func (a *Agent) Cancel(ctx context.Context, ids []string) ([]plugin.CancelResult, error) {
+func (a *Agent) Cancel(ctx context.Context, ids []string) ([]contract.CancelResult, error) {
 	type group struct {
 		identity, user string
 		jobs           []store.Job
@@ -324,19 +320,22 @@ func (a *Agent) Cancel(ctx context.Context, ids []string) ([]plugin.CancelResult
 	groups := map[string]*group{}
 	var order []string
 	results := make(map[string]string, len(ids))
-	p, err := a.caller(ctx)
+	p, err := a.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
 	for _, id := range ids {
 		j, ok := a.jobs[id]
-		switch {
-		case !ok:
+		if !ok {
 			results[id] = "job not found"
-		case !p.owner && j.User != p.name:
-			results[id] = fmt.Sprintf("permission denied: the job belongs to %q", j.User)
-			a.audited(p, audit.ActionJobCancel, j.Identity, j.User, id, plugin.ErrPermissionDenied, "")
+			continue
+		}
+		denied := identity.Allow(p, identity.JobCancel, j.User)
+		switch {
+		case denied != nil:
+			results[id] = denied.Error()
+			a.Audited(p, audit.ActionJobCancel, j.Identity, j.User, id, denied, "")
 		case j.Done || scheduler.Status(j.Status).Final():
 			results[id] = "" // already ended: not an error
 		case j.SchedulerID == "":
@@ -364,11 +363,11 @@ func (a *Agent) Cancel(ctx context.Context, ids []string) ([]plugin.CancelResult
 			}
 			berr := err
 			if berr == nil {
-				cmd := s.id.sched.CancelCommand(sids)
+				cmd := s.sched.CancelCommand(sids)
 				var res scheduler.Result
 				res, berr = s.run.Run(ctx, cmd)
 				if berr == nil {
-					berr = s.id.sched.CheckCancel(sids, res)
+					berr = s.sched.CheckCancel(sids, res)
 				}
 			}
 			for _, j := range batch {
@@ -378,46 +377,43 @@ func (a *Agent) Cancel(ctx context.Context, ids []string) ([]plugin.CancelResult
 				}
 				results[j.ID] = ""
 				a.update(j.ID, func(j *store.Job) { j.Reason, j.CancelRequested = "cancel requested", true })
-				a.audited(p, audit.ActionJobCancel, j.Identity, j.User, j.ID, nil, "")
+				a.Audited(p, audit.ActionJobCancel, j.Identity, j.User, j.ID, nil, "")
 			}
 		}
 		a.ensurePoller(sshpool.Key{Identity: g.identity, User: g.user})
 	}
-	out := make([]plugin.CancelResult, 0, len(ids))
+	out := make([]contract.CancelResult, 0, len(ids))
 	for _, id := range ids {
-		out = append(out, plugin.CancelResult{ID: id, Error: results[id]})
+		out = append(out, contract.CancelResult{ID: id, Error: results[id]})
 	}
 	return out, nil
 }
 
 // StageIn copies local files into the work dir as the user.
-func (a *Agent) StageIn(ctx context.Context, req plugin.StageRequest) (plugin.StageResult, error) {
+func (a *Agent) StageIn(ctx context.Context, req contract.StageRequest) (contract.StageResult, error) {
 	return a.stageFiles(ctx, req, true)
 }
 
 // StageOut copies work-dir files to local paths.
-func (a *Agent) StageOut(ctx context.Context, req plugin.StageRequest) (plugin.StageResult, error) {
+func (a *Agent) StageOut(ctx context.Context, req contract.StageRequest) (contract.StageResult, error) {
 	return a.stageFiles(ctx, req, false)
 }
 
-func (a *Agent) stageFiles(ctx context.Context, req plugin.StageRequest, in bool) (plugin.StageResult, error) {
-	if _, err := a.may(ctx, req.User); err != nil {
-		return plugin.StageResult{}, err
-	}
-	s, err := a.userSession(req.Identity, req.User)
+func (a *Agent) stageFiles(ctx context.Context, req contract.StageRequest, in bool) (contract.StageResult, error) {
+	_, s, err := a.act(ctx, identity.JobStage, "", req.Identity, req.User)
 	if err != nil {
-		return plugin.StageResult{}, err
+		return contract.StageResult{}, err
 	}
-	var total plugin.StageResult
+	var total contract.StageResult
 	for _, f := range req.Files {
 		if f.Local == "" || !strings.HasPrefix(f.Local, "/") {
-			return total, fmt.Errorf("%w: local path %q must be absolute", plugin.ErrInvalidArgument, f.Local)
+			return total, fmt.Errorf("%w: local path %q must be absolute", contract.ErrInvalidArgument, f.Local)
 		}
 		var r stage.Result
 		if in {
-			r, err = s.id.stager.Upload(ctx, s.lease, f.Local, f.Remote)
+			r, err = s.stager.Upload(ctx, s.lease, f.Local, f.Remote)
 		} else {
-			r, err = s.id.stager.Download(ctx, s.lease, f.Remote, f.Local)
+			r, err = s.stager.Download(ctx, s.lease, f.Remote, f.Local)
 		}
 		total.Files += r.Files
 		total.Bytes += r.Bytes

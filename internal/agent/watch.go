@@ -4,17 +4,18 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ferryhpc/ferry/internal/identity"
 	"github.com/ferryhpc/ferry/internal/store"
-	"github.com/ferryhpc/ferry/plugin"
+	"github.com/ferryhpc/ferry/plugin/contract"
 )
 
 // watchBuffer is how many events a slow watcher may lag before its stream is ended.
 const watchBuffer = 4096
 
 type watcher struct {
-	req      plugin.WatchRequest
+	req      contract.WatchRequest
 	ids      map[string]bool
-	ch       chan plugin.JobEvent
+	ch       chan contract.JobEvent
 	overflow bool // guarded by Agent.mu
 }
 
@@ -36,7 +37,7 @@ func (a *Agent) notifyLocked(j *store.Job) {
 			continue
 		}
 		select {
-		case w.ch <- plugin.JobEvent{Job: toPlugin(j)}:
+		case w.ch <- contract.JobEvent{Job: toPlugin(j)}:
 		default:
 			w.overflow = true
 			close(w.ch)
@@ -48,26 +49,23 @@ func (a *Agent) notifyLocked(j *store.Job) {
 // Watch streams state changes of the selected jobs to fn, starting with the current state of each
 // selected job that is still active (or, for explicit ids, every selected job).
 // Members watch only their own jobs.
-func (a *Agent) Watch(ctx context.Context, req plugin.WatchRequest, fn func(plugin.JobEvent) error) error {
-	p, err := a.caller(ctx)
+func (a *Agent) Watch(ctx context.Context, req contract.WatchRequest, fn func(contract.JobEvent) error) error {
+	p, err := a.Authorize(ctx, identity.JobWatch, req.User)
 	if err != nil {
 		return err
 	}
-	if !p.owner {
-		if req.User != "" && req.User != p.name {
-			return fmt.Errorf("%w: %q may watch only their own jobs", plugin.ErrPermissionDenied, p.name)
-		}
-		req.User = p.name
+	if !p.Owner {
+		req.User = p.Name
 	}
-	w := &watcher{req: req, ids: map[string]bool{}, ch: make(chan plugin.JobEvent, watchBuffer)}
+	w := &watcher{req: req, ids: map[string]bool{}, ch: make(chan contract.JobEvent, watchBuffer)}
 	for _, id := range req.IDs {
 		w.ids[id] = true
 	}
 	a.mu.Lock()
-	var initial []plugin.JobEvent
+	var initial []contract.JobEvent
 	for _, j := range a.jobs {
 		if w.match(j) && (!j.Done || len(w.ids) > 0) {
-			initial = append(initial, plugin.JobEvent{Job: toPlugin(j)})
+			initial = append(initial, contract.JobEvent{Job: toPlugin(j)})
 		}
 	}
 	id := a.nextW
@@ -92,16 +90,16 @@ func (a *Agent) Watch(ctx context.Context, req plugin.WatchRequest, fn func(plug
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-a.ctx.Done():
-			return fmt.Errorf("%w: agent shutting down", plugin.ErrUnavailable)
+			return fmt.Errorf("%w: agent shutting down", contract.ErrUnavailable)
 		case ev, ok := <-w.ch:
 			if !ok {
 				a.mu.Lock()
 				over := w.overflow
 				a.mu.Unlock()
 				if over {
-					return fmt.Errorf("%w: watch stream fell behind; resync with Status and watch again", plugin.ErrUnavailable)
+					return fmt.Errorf("%w: watch stream fell behind; resync with Status and watch again", contract.ErrUnavailable)
 				}
-				return fmt.Errorf("%w: agent shutting down", plugin.ErrUnavailable)
+				return fmt.Errorf("%w: agent shutting down", contract.ErrUnavailable)
 			}
 			if err := fn(ev); err != nil {
 				return err

@@ -27,6 +27,8 @@ const (
 	ViaCLI    = "cli"
 	ViaPlugin = "plugin"
 	ViaAgent  = "agent" // the agent itself (start-up seeding, background logins)
+	ViaWeb    = "web"   // the web console, signed in with a session cookie
+	ViaAPI    = "api"   // the REST API, with a personal access token
 )
 
 // How an action ended.
@@ -59,7 +61,7 @@ var (
 		ActionJobSubmit: true, ActionJobCancel: true, ActionLoginFailure: true, ActionKeysRotate: true,
 		ActionMemberAdd: true, ActionMemberRemove: true,
 	}
-	knownVia      = map[string]bool{ViaCLI: true, ViaPlugin: true, ViaAgent: true}
+	knownVia      = map[string]bool{ViaCLI: true, ViaPlugin: true, ViaAgent: true, ViaWeb: true, ViaAPI: true}
 	knownOutcomes = map[string]bool{OutcomeOK: true, OutcomeDenied: true, OutcomeError: true}
 )
 
@@ -102,8 +104,10 @@ type Event struct {
 	Time time.Time
 	// Actor is who acted: "root" for the CLI, "org:<member>" for a plugin caller.
 	Actor string
-	// Via is ViaCLI or ViaPlugin.
+	// Via is the channel: ViaCLI, ViaPlugin, ViaAgent, ViaWeb or ViaAPI.
 	Via string
+	// Remote is the caller's network address on the web front door, if any.
+	Remote string
 	// Action is one of the Action constants.
 	Action string
 	// Identity is the managed identity concerned, if any.
@@ -125,6 +129,7 @@ type record struct {
 	Time     string `json:"time"`
 	Actor    string `json:"actor"`
 	Via      string `json:"via"`
+	Remote   string `json:"remote,omitempty"`
 	Action   string `json:"action"`
 	Identity string `json:"identity,omitempty"`
 	Subject  string `json:"subject,omitempty"`
@@ -268,7 +273,7 @@ func toRecord(e Event) (record, error) {
 	case !knownActions[e.Action]:
 		return bad("unknown action %.40q", e.Action)
 	case !knownVia[e.Via]:
-		return bad("via must be %q or %q, not %.40q", ViaCLI, ViaPlugin, e.Via)
+		return bad("via must be %q, %q, %q, %q or %q, not %.40q", ViaCLI, ViaPlugin, ViaAgent, ViaWeb, ViaAPI, e.Via)
 	case !knownOutcomes[e.Outcome]:
 		return bad("outcome must be %q, %q or %q, not %.40q", OutcomeOK, OutcomeDenied, OutcomeError, e.Outcome)
 	}
@@ -280,6 +285,7 @@ func toRecord(e Event) (record, error) {
 		Time:     t.UTC().Format(time.RFC3339Nano),
 		Actor:    clean(e.Actor, MaxField),
 		Via:      e.Via,
+		Remote:   clean(e.Remote, MaxField),
 		Action:   e.Action,
 		Identity: clean(e.Identity, MaxField),
 		Subject:  clean(e.Subject, MaxField),
@@ -479,7 +485,7 @@ func parse(line []byte) (Event, error) {
 		return Event{}, errors.New("not an audit record: bad time")
 	}
 	return Event{
-		Time: t.UTC(), Actor: rec.Actor, Via: rec.Via, Action: rec.Action, Identity: rec.Identity,
+		Time: t.UTC(), Actor: rec.Actor, Via: rec.Via, Remote: rec.Remote, Action: rec.Action, Identity: rec.Identity,
 		Subject: rec.Subject, Target: rec.Target, Outcome: rec.Outcome, Detail: rec.Detail,
 	}, nil
 }

@@ -97,7 +97,7 @@ func TestRecordInvalid(t *testing.T) {
 		{"no actor", Event{Via: ViaCLI, Action: ActionJobSubmit, Outcome: OutcomeOK}, "no actor"},
 		{"no action", Event{Actor: "root", Via: ViaCLI, Outcome: OutcomeOK}, "no action"},
 		{"unknown action", Event{Actor: "root", Via: ViaCLI, Action: "job.explode", Outcome: OutcomeOK}, `unknown action "job.explode"`},
-		{"unknown via", Event{Actor: "root", Via: "web", Action: ActionJobSubmit, Outcome: OutcomeOK}, `via must be "cli" or "plugin", not "web"`},
+		{"unknown via", Event{Actor: "root", Via: "mail", Action: ActionJobSubmit, Outcome: OutcomeOK}, `via must be "cli", "plugin", "agent", "web" or "api", not "mail"`},
 		{"no outcome", Event{Actor: "root", Via: ViaCLI, Action: ActionJobSubmit}, `outcome must be "ok", "denied" or "error", not ""`},
 	}
 	for _, tc := range cases {

@@ -446,13 +446,13 @@ func (f *faultySlurm) LookupCommand(user string) scheduler.Command {
 
 // factory returns a SchedulerFactory that hands out f for Slurm identities.
 func (f *faultySlurm) factory() agent.SchedulerFactory {
-	return func(kind string, poll config.Poll) (scheduler.Scheduler, error) {
+	return func(kind string, opts schedulers.Options) (scheduler.Scheduler, error) {
 		if kind != "slurm" {
-			return schedulers.New(kind, poll)
+			return schedulers.New(kind, opts)
 		}
 		f.mu.Lock()
 		if f.Slurm == nil {
-			f.Slurm = slurm.New(slurm.Options{SignalLead: poll.SignalLead.Duration})
+			f.Slurm = slurm.New(slurm.Options{SignalLead: opts.SignalLead})
 		}
 		f.mu.Unlock()
 		return f, nil

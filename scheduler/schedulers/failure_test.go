@@ -5,7 +5,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/scheduler"
 )
 
@@ -33,7 +32,7 @@ func TestClassifyFailure(t *testing.T) {
 		{"lsf", "Queue <nope>: No such queue. Job not submitted.\n", scheduler.FailureRejected},
 	}
 	for _, c := range cases {
-		s, err := New(c.kind, config.Default().Poll)
+		s, err := New(c.kind, Options{})
 		require.NoError(t, err)
 		fc, ok := s.(scheduler.FailureClassifier)
 		require.True(t, ok, "%s adapter classifies failed submits", c.kind)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/scheduler"
 )
 
@@ -21,7 +20,7 @@ var limitAtLine = regexp.MustCompile(`(?m)^ferry_limit_at=([0-9]+)$`)
 func TestWrapperKnowsTheLimit(t *testing.T) {
 	limitAt := func(t *testing.T, kind string, r scheduler.Resources) int64 {
 		t.Helper()
-		s, err := New(kind, config.Default().Poll)
+		s, err := New(kind, Options{})
 		require.NoError(t, err)
 		run, err := s.Render(scheduler.JobSpec{Name: "x", Dir: "/w/x", Resources: r})
 		require.NoError(t, err, "%s %+v", kind, r)

@@ -4,8 +4,8 @@ package schedulers
 import (
 	"fmt"
 	"path"
+	"time"
 
-	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/scheduler"
 	"github.com/ferryhpc/ferry/scheduler/lsf"
 	"github.com/ferryhpc/ferry/scheduler/pbs"
@@ -13,9 +13,12 @@ import (
 	"github.com/ferryhpc/ferry/scheduler/slurm"
 )
 
-// Options are the per-identity adapter settings that depend on the site rather than on Ferry's
-// polling. The zero value gives every adapter its defaults.
+// Options are an adapter's settings: the agent-wide ones (SignalLead) and the per-identity ones that
+// depend on the site. The zero value gives every adapter its defaults.
 type Options struct {
+	// SignalLead is how long before a job's time limit Slurm warns it (slurm.Options.SignalLead);
+	// 0 takes the adapter's default. Only kind "slurm" reads it.
+	SignalLead time.Duration
 	// CommandDir is the absolute directory on the login node that holds the scheduler's commands
 	// (qsub, qstat, bjobs...); the adapter then runs them by full path. Empty: the commands are
 	// found on the user's login PATH. Sites that install several schedulers' commands side by
@@ -27,16 +30,10 @@ type Options struct {
 	PBSHistory bool
 }
 
-// New returns the adapter for kind, tuned by the poll settings, with every site setting at its
-// default. It is NewWithOptions with zero Options.
-func New(kind string, poll config.Poll) (scheduler.Scheduler, error) {
-	return NewWithOptions(kind, poll, Options{})
-}
-
-// NewWithOptions returns the adapter for kind, tuned by the poll settings and opts. It fails on
-// an unknown kind, a CommandDir that is not an absolute path a login shell can be given, and a
-// CommandDir for a kind whose adapter cannot use one.
-func NewWithOptions(kind string, poll config.Poll, opts Options) (scheduler.Scheduler, error) {
+// New returns the adapter for kind, tuned by opts. It fails on an unknown kind, a CommandDir that
+// is not an absolute path a login shell can be given, and a CommandDir for a kind whose adapter
+// cannot use one.
+func New(kind string, opts Options) (scheduler.Scheduler, error) {
 	if err := checkCommandDir(opts.CommandDir); err != nil {
 		return nil, fmt.Errorf("scheduler %q: %w", kind, err)
 	}
@@ -45,7 +42,7 @@ func NewWithOptions(kind string, poll config.Poll, opts Options) (scheduler.Sche
 		if opts.CommandDir != "" {
 			return nil, fmt.Errorf("scheduler %q: command_dir is not supported for slurm yet; put Slurm's commands on the users' PATH", kind)
 		}
-		return slurm.New(slurm.Options{SignalLead: poll.SignalLead.Duration}), nil
+		return slurm.New(slurm.Options{SignalLead: opts.SignalLead}), nil
 	case "pbspro":
 		return pbs.NewPro(pbs.Options{History: opts.PBSHistory, CommandDir: opts.CommandDir}), nil
 	case "torque":

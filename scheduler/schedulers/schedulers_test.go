@@ -6,39 +6,36 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/scheduler"
 	"github.com/ferryhpc/ferry/scheduler/pbs"
 )
 
 func TestNew(t *testing.T) {
-	poll := config.Default().Poll
 	for _, kind := range []string{"slurm", "pbspro", "torque", "lsf", "sge"} {
-		s, err := New(kind, poll)
+		s, err := New(kind, Options{})
 		require.NoError(t, err, kind)
 		require.Equal(t, kind, s.Kind())
 		c := s.CancelCommand([]scheduler.JobID{"12"})
 		require.NotContains(t, c.Argv[0], "/", "%s: without a command dir commands come from PATH", kind)
 	}
-	_, err := New("pbs", poll)
+	_, err := New("pbs", Options{})
 	require.ErrorContains(t, err, `unknown scheduler "pbs"`)
 }
 
-func TestNewWithOptions(t *testing.T) {
-	poll := config.Default().Poll
+func TestNewWithSiteOptions(t *testing.T) {
 	ids := []scheduler.JobID{"12"}
 	for kind, cancel := range map[string]string{"pbspro": "qdel", "torque": "qdel", "lsf": "bkill", "sge": "qdel"} {
-		s, err := NewWithOptions(kind, poll, Options{CommandDir: "/opt/" + kind + "/bin"})
+		s, err := New(kind, Options{CommandDir: "/opt/" + kind + "/bin"})
 		require.NoError(t, err, kind)
 		require.Equal(t, kind, s.Kind())
 		require.Equal(t, "/opt/"+kind+"/bin/"+cancel, s.CancelCommand(ids).Argv[0])
 		require.Equal(t, "/opt/"+kind+"/bin", path.Dir(s.StatusCommand("u", ids).Argv[0]), kind)
 	}
 
-	s, err := NewWithOptions("pbspro", poll, Options{PBSHistory: true})
+	s, err := New("pbspro", Options{PBSHistory: true})
 	require.NoError(t, err)
 	require.Contains(t, s.StatusCommand("u", ids).Argv, "-x", "history adds -x to the status query")
-	s, err = New("pbspro", poll)
+	s, err = New("pbspro", Options{})
 	require.NoError(t, err)
 	require.NotContains(t, s.StatusCommand("u", ids).Argv, "-x")
 	_, isPro := s.(*pbs.Pro)
@@ -57,9 +54,9 @@ func TestNewWithOptions(t *testing.T) {
 		"unknown kind":    {"pbs", Options{}, "unknown scheduler"},
 		"unknown and dir": {"pbs", Options{CommandDir: "/x"}, "unknown scheduler"},
 	} {
-		_, err := NewWithOptions(c.kind, poll, c.opts)
+		_, err := New(c.kind, c.opts)
 		require.ErrorContains(t, err, c.want, name)
 	}
-	_, err = NewWithOptions("sge", poll, Options{CommandDir: "/opt/sge/bin/"})
+	_, err = New("sge", Options{CommandDir: "/opt/sge/bin/"})
 	require.NoError(t, err, "a trailing slash is fine")
 }

@@ -1,4 +1,4 @@
-package agent
+package identity
 
 import (
 	"context"
@@ -12,8 +12,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ferryhpc/ferry/plugin"
+	"github.com/ferryhpc/ferry/plugin/contract"
 	"github.com/ferryhpc/ferry/scheduler"
+	"github.com/ferryhpc/ferry/stage"
 )
 
 // TestIdentity logs in as each member that has a credential on the identity (or only member) and
@@ -21,49 +22,45 @@ import (
 // user, the user is in the identity's group, and the work dir exists, belongs to the group, has
 // setgid and the default ACL, and a file one member creates there is writable by another. Each
 // failed check carries the command that fixes it.
-func (a *Agent) TestIdentity(ctx context.Context, name, member string) ([]plugin.Check, error) {
-	if member != "" {
-		if _, err := a.may(ctx, member); err != nil {
-			return nil, err
-		}
-	} else if _, err := a.ownerOnly(ctx, "test every member's credential"); err != nil {
+func (reg *Registry) TestIdentity(ctx context.Context, name, member string) ([]contract.Check, error) {
+	if _, err := reg.Authorize(ctx, IdentityTest, member); err != nil {
 		return nil, err
 	}
-	a.idmu.RLock()
-	id, ok := a.ids[name]
+	reg.mu.RLock()
+	id, ok := reg.ids[name]
 	var members []string
-	for k := range a.creds {
+	for k := range reg.creds {
 		if k.identity == name && (member == "" || k.member == member) {
 			members = append(members, k.member)
 		}
 	}
-	a.idmu.RUnlock()
+	reg.mu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("%w: identity %q", plugin.ErrNotFound, name)
+		return nil, fmt.Errorf("%w: identity %q", contract.ErrNotFound, name)
 	}
 	if len(members) == 0 {
-		return nil, fmt.Errorf("%w: no member has a credential on identity %q", plugin.ErrFailedPrecondition, name)
+		return nil, fmt.Errorf("%w: no member has a credential on identity %q", contract.ErrFailedPrecondition, name)
 	}
 	sort.Strings(members)
 	rec := id.rec
-	var checks []plugin.Check
+	var checks []contract.Check
 	add := func(m, check string, ok bool, detail, fix string) {
 		if ok {
 			fix = ""
 		}
-		checks = append(checks, plugin.Check{Member: m, Name: check, OK: ok, Detail: detail, Fix: fix})
+		checks = append(checks, contract.Check{Member: m, Name: check, OK: ok, Detail: detail, Fix: fix})
 	}
 	recipe := fmt.Sprintf("chgrp -R %s %s; chmod -R g+wxs %s; setfacl -Rdm g::rwX %s", rec.Group, rec.WorkDir, rec.WorkDir, rec.WorkDir)
 	var loggedIn []string
 	for _, m := range members {
-		s, err := a.userSession(name, m)
+		run0, _, err := reg.connect(name, m)
 		if err != nil {
 			add(m, "login", false, err.Error(), "ferry creds edit --identity "+name+" --member "+m+" --key-file KEY")
 			continue
 		}
-		username := a.usernameOf(name, m)
+		username := reg.usernameOf(name, m)
 		run := func(argv ...string) (string, int, error) {
-			res, err := s.run.Run(ctx, scheduler.Command{Argv: argv})
+			res, err := run0.Run(ctx, scheduler.Command{Argv: argv})
 			return strings.TrimSpace(string(res.Stdout)), res.ExitCode, err
 		}
 		who, _, err := run("id", "-un")
@@ -101,15 +98,15 @@ func (a *Agent) TestIdentity(ctx context.Context, name, member string) ([]plugin
 		}
 	}
 	if len(loggedIn) > 0 {
-		checks = append(checks, a.groupWriteCheck(ctx, id, loggedIn)...)
+		checks = append(checks, reg.groupWriteCheck(ctx, id, loggedIn)...)
 	}
 	return checks, nil
 }
 
-func (a *Agent) usernameOf(identity, member string) string {
-	a.idmu.RLock()
-	defer a.idmu.RUnlock()
-	if c := a.creds[credKey{identity, member}]; c != nil {
+func (reg *Registry) usernameOf(identity, member string) string {
+	reg.mu.RLock()
+	defer reg.mu.RUnlock()
+	if c := reg.creds[credKey{identity, member}]; c != nil {
 		return c.rec.Username
 	}
 	return member
@@ -118,7 +115,7 @@ func (a *Agent) usernameOf(identity, member string) string {
 // groupWriteCheck creates a file over SFTP as the first member and appends to it as another, the
 // way jobs of different members share the work dir. With a single member, it checks the created
 // file's group and mode instead.
-func (a *Agent) groupWriteCheck(ctx context.Context, id *identity, members []string) []plugin.Check {
+func (reg *Registry) groupWriteCheck(ctx context.Context, id *identity, members []string) []contract.Check {
 	rec := id.rec
 	creator := members[0]
 	var rnd [4]byte
@@ -126,27 +123,27 @@ func (a *Agent) groupWriteCheck(ctx context.Context, id *identity, members []str
 	rel := ".ferry-preflight-" + creator + "-" + hex.EncodeToString(rnd[:])
 	abs := path.Join(rec.WorkDir, rel)
 	fix := fmt.Sprintf("chgrp -R %s %s; chmod -R g+wxs %s; setfacl -Rdm g::rwX %s", rec.Group, rec.WorkDir, rec.WorkDir, rec.WorkDir)
-	s, err := a.userSession(rec.Name, creator)
+	run, lease, err := reg.connect(rec.Name, creator)
 	if err != nil {
-		return []plugin.Check{{Member: creator, Name: "group write", Detail: err.Error()}}
+		return []contract.Check{{Member: creator, Name: "group write", Detail: err.Error()}}
 	}
-	if err := id.stager.WriteFile(ctx, s.lease, rel, []byte("ferry preflight\n"), 0); err != nil {
-		return []plugin.Check{{Member: creator, Name: "group write", Detail: "cannot create a file in the work dir: " + err.Error(), Fix: fix}}
+	if err := id.stager.WriteFile(ctx, lease, rel, []byte("ferry preflight\n"), 0); err != nil {
+		return []contract.Check{{Member: creator, Name: "group write", Detail: "cannot create a file in the work dir: " + err.Error(), Fix: fix}}
 	}
 	defer func() {
-		_, _ = s.run.Run(context.WithoutCancel(ctx), scheduler.Command{Argv: []string{"rm", "-f", abs}})
+		_, _ = run.Run(context.WithoutCancel(ctx), scheduler.Command{Argv: []string{"rm", "-f", abs}})
 	}()
 	if len(members) < 2 {
-		res, err := s.run.Run(ctx, scheduler.Command{Argv: []string{"stat", "-c", "%G %a", abs}})
+		res, err := run.Run(ctx, scheduler.Command{Argv: []string{"stat", "-c", "%G %a", abs}})
 		st := strings.TrimSpace(string(res.Stdout))
 		ok := err == nil && strings.HasPrefix(st, rec.Group+" ") && len(st) >= 2 && strings.ContainsAny(st[len(st)-2:len(st)-1], "67")
-		return []plugin.Check{{Member: creator, Name: "group write", OK: ok,
+		return []contract.Check{{Member: creator, Name: "group write", OK: ok,
 			Detail: "created file is " + st + " (only one member has a credential: another member's write was not tried)", Fix: fix}}
 	}
 	other := members[1]
-	os2, err := a.userSession(rec.Name, other)
+	_, lease2, err := reg.connect(rec.Name, other)
 	if err == nil {
-		c, release, lerr := os2.lease.SFTP(ctx)
+		c, release, lerr := lease2.SFTP(ctx)
 		err = lerr
 		if lerr == nil {
 			f, oerr := c.OpenFile(abs, os.O_WRONLY|os.O_APPEND)
@@ -165,5 +162,13 @@ func (a *Agent) groupWriteCheck(ctx context.Context, id *identity, members []str
 	if !ok {
 		detail = fmt.Sprintf("%s created %s; %s could not write it: %v", creator, rel, other, err)
 	}
-	return []plugin.Check{{Member: other, Name: "group write", OK: ok, Detail: detail, Fix: fix}}
+	return []contract.Check{{Member: other, Name: "group write", OK: ok, Detail: detail, Fix: fix}}
+}
+
+// connect logs member in on identity through the job lifecycle's Connector.
+func (reg *Registry) connect(identity, member string) (scheduler.Runner, stage.Leaser, error) {
+	if reg.deps.Connect == nil {
+		return nil, nil, fmt.Errorf("%w: no connector to log %q in on %q", contract.ErrUnavailable, member, identity)
+	}
+	return reg.deps.Connect.Connect(identity, member)
 }

@@ -1,8 +1,9 @@
-// Package plugin is Ferry's public contract for workflow launchers: the Service interface and its Go
-// types, the gRPC protocol (proto/), the go-plugin handshake and plugin set, the gRPC shims on both
-// sides, and the single mapping between Go errors and gRPC status codes. It knows nothing of SSH or
-// schedulers; the agent implements Service elsewhere.
-package plugin
+// Package contract is Ferry's contract without its transport: the Service and Admin interfaces,
+// their Go types, the error conditions and the actor a call acts for. It imports no gRPC and no
+// HTTP, so the packages that implement it (the agent, managed identities) and every front door
+// (package plugin's gRPC shims, the CLI socket, the web API) share one set of types. Package
+// plugin re-exports all of it under the same names.
+package contract
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package plugin
+package contract
 
 import (
 	"context"
@@ -191,12 +191,25 @@ type PoolStats struct {
 	CommandsPerMinute int
 }
 
+// Channels an Actor's call arrives by (Actor.Via).
+const (
+	// ViaPlugin is the go-plugin channel: a launcher that started or attached to the agent.
+	ViaPlugin = "plugin"
+	// ViaCLI is the agent's local socket, where the caller's Unix uid names the member.
+	ViaCLI = "cli"
+	// ViaWeb is the web console, where a session cookie names the member.
+	ViaWeb = "web"
+	// ViaAPI is the REST API, where a personal access token names the member.
+	ViaAPI = "api"
+)
+
 type actorKey struct{}
 
 // Actor is who a call acts for: an organisation member, or "" for the trusted launcher itself.
 type Actor struct {
 	Member string
-	Via    string // ViaPlugin or ViaCLI: set by the agent's side of the channel, never by the caller
+	Via    string // ViaPlugin, ViaCLI, ViaWeb or ViaAPI: set by the agent's side of the channel, never by the caller
+	Remote string // the caller's network address, where the channel knows one (web, API)
 }
 
 // WithActor returns ctx carrying the actor. A launcher sets it to the organisation user it acts
