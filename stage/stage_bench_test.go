@@ -73,7 +73,7 @@ func reportCPU(b *testing.B, cpu time.Duration) {
 // BenchmarkTree uploads (Stager.Upload) and downloads (Stager.Download) a tree of 4 KiB files as
 // alice on a warm pool, directly and through a latency proxy adding 10 ms round-trip time, for a
 // few values of Options.Concurrency (0 is the default). The comparison with OpenSSH `sftp -b put
-// -r` is internal/bench's BenchmarkStage and scripts/bench (stage_small); here, run e.g.
+// -r` is cmd/ferry-bench/internal/bench's BenchmarkStage and scripts/bench (stage_small); here, run e.g.
 //
 //	go test -run '^$' -bench 'Tree/loopback' -benchtime 3x ./stage/
 //

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ferryhpc/ferry/internal/bench"
+	"github.com/ferryhpc/ferry/cmd/ferry-bench/internal/bench"
 )
 
 // all lists the benchmarks in the order they run.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,4 +83,35 @@ func TestDurationsDecode(t *testing.T) {
 	c, err := Parse("[poll]\ninterval = \"750ms\"\n")
 	require.NoError(t, err)
 	require.Equal(t, 750*time.Millisecond, c.Poll.Interval.Duration)
+}
+
+// TestRepoTestdataConfigs loads the repo-level configs in testdata/config: the minimal one loads,
+// and each invalid one reports every message its "# want:" lines name.
+func TestRepoTestdataConfigs(t *testing.T) {
+	c, err := Load("../../testdata/config/minimal.toml")
+	require.NoError(t, err)
+	require.Len(t, c.Identities, 1)
+	require.Equal(t, Default().Pool, c.Pool, "what the file leaves out takes its default")
+
+	files, err := filepath.Glob("../../testdata/config/invalid/*.toml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			require.NoError(t, err)
+			var wants []string
+			for _, line := range strings.Split(string(b), "\n") {
+				if w, ok := strings.CutPrefix(line, "# want: "); ok {
+					wants = append(wants, w)
+				}
+			}
+			require.NotEmpty(t, wants, "an invalid config says what it must report")
+			_, err = Load(f)
+			require.Error(t, err)
+			for _, w := range wants {
+				require.ErrorContains(t, err, w)
+			}
+		})
+	}
 }

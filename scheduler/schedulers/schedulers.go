@@ -23,7 +23,7 @@ type Options struct {
 	// (qsub, qstat, bjobs...); the adapter then runs them by full path. Empty: the commands are
 	// found on the user's login PATH. Sites that install several schedulers' commands side by
 	// side (Slurm's Torque wrappers, Grid Engine and PBS all name theirs qsub/qstat/qdel) need it.
-	// Not supported for Slurm yet: NewWithOptions refuses it there rather than ignore it.
+	// Not supported for Slurm yet: New refuses it there rather than ignore it.
 	CommandDir string
 	// PBSHistory says the PBS Pro server keeps job history (job_history_enable = True); see
 	// pbs.Options.History. Only kind "pbspro" reads it.

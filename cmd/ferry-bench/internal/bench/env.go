@@ -7,7 +7,7 @@
 // The harness (Env, the Run* functions) is used by cmd/ferry-bench, which scripts/bench (`make
 // bench`) runs to print one `BENCH name key=value ...` line per benchmark and write
 // docs/benchmarks.md, and by the Go benchmarks of this package (`go test -run '^$' -bench .
-// ./internal/bench/`), which skip when the cluster is absent.
+// ./cmd/ferry-bench/internal/bench/`), which skip when the cluster is absent.
 package bench
 
 import (

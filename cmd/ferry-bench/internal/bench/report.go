@@ -108,7 +108,7 @@ func (rep Report) Markdown() string {
 	b.WriteString("## Reproduce\n\n```sh\n")
 	b.WriteString("make bench                                     # as root: cluster up, build, every benchmark, this file\n")
 	b.WriteString("scripts/bench exec submit                      # a subset (prints BENCH lines; --doc FILE writes a report)\n")
-	b.WriteString("go test -run '^$' -bench . ./internal/bench/   # the Go benchmarks (skip without the cluster)\n")
+	b.WriteString("go test -run '^$' -bench . ./cmd/ferry-bench/internal/bench/   # the Go benchmarks (skip without the cluster)\n")
 	b.WriteString("```\n\n")
 	fmt.Fprintf(&b, "This run: `%s`", rep.Command)
 	if len(rep.Settings) > 0 {
