@@ -260,3 +260,28 @@ func (c *grpcAdminClient) Pools(ctx context.Context) ([]PoolStats, error) {
 	}
 	return mapSlice(resp.GetPools(), poolStatsFromPB), nil
 }
+
+// SetPassword implements Admin.
+func (c *grpcAdminClient) SetPassword(ctx context.Context, member string, password []byte) error {
+	ctx, err := withOutgoingActor(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := c.rpc.SetPassword(ctx, &ferryv1.SetPasswordRequest{Member: member, Password: string(password)}); err != nil {
+		return c.fail(err)
+	}
+	return nil
+}
+
+// Invite implements Admin.
+func (c *grpcAdminClient) Invite(ctx context.Context, member string) (Invite, error) {
+	ctx, err := withOutgoingActor(ctx)
+	if err != nil {
+		return Invite{}, err
+	}
+	resp, err := c.rpc.Invite(ctx, &ferryv1.InviteRequest{Member: member})
+	if err != nil {
+		return Invite{}, c.fail(err)
+	}
+	return Invite{Member: resp.GetMember(), URL: resp.GetUrl(), Expires: timeFromPB(resp.GetExpires())}, nil
+}

@@ -215,3 +215,26 @@ func (s *grpcAdminServer) Pools(ctx context.Context, _ *ferryv1.PoolsRequest) (*
 	}
 	return &ferryv1.PoolsResponse{Pools: mapSlice(ps, poolStatsToPB)}, nil
 }
+
+func (s *grpcAdminServer) SetPassword(ctx context.Context, req *ferryv1.SetPasswordRequest) (*ferryv1.SetPasswordResponse, error) {
+	ctx, err := s.enter(ctx, "SetPassword")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.impl.SetPassword(ctx, req.GetMember(), []byte(req.GetPassword())); err != nil {
+		return nil, s.fail("SetPassword", err)
+	}
+	return &ferryv1.SetPasswordResponse{}, nil
+}
+
+func (s *grpcAdminServer) Invite(ctx context.Context, req *ferryv1.InviteRequest) (*ferryv1.InviteResponse, error) {
+	ctx, err := s.enter(ctx, "Invite")
+	if err != nil {
+		return nil, err
+	}
+	inv, err := s.impl.Invite(ctx, req.GetMember())
+	if err != nil {
+		return nil, s.fail("Invite", err)
+	}
+	return &ferryv1.InviteResponse{Member: inv.Member, Url: inv.URL, Expires: timeToPB(inv.Expires)}, nil
+}

@@ -35,6 +35,9 @@ type (
 	AuditEvent     = contract.AuditEvent
 	PoolStats      = contract.PoolStats
 	Actor          = contract.Actor
+	Invite         = contract.Invite
+	Account        = contract.Account
+	Token          = contract.Token
 )
 
 // The error conditions of the contract (compare with errors.Is).

@@ -24,6 +24,7 @@ type adminAnswers struct {
 	resealed    int
 	auditEvents []plugin.AuditEvent
 	pools       []plugin.PoolStats
+	invite      plugin.Invite
 }
 
 // adminArgs are the arguments the Admin methods last received. Guarded by fakeService.mu.
@@ -36,6 +37,7 @@ type adminArgs struct {
 	newMember              plugin.Member
 	cred                   plugin.CredentialSpec
 	filter                 plugin.AuditFilter
+	password               string
 }
 
 // AdminArgs returns the arguments the Admin methods last received.
@@ -154,6 +156,17 @@ func (f *fakeService) Pools(ctx context.Context) ([]plugin.PoolStats, error) {
 	return f.pools, nil
 }
 
+func (f *fakeService) SetPassword(ctx context.Context, member string, password []byte) error {
+	return f.adminCall(ctx, "SetPassword", func(a *adminArgs) { a.member, a.password = member, string(password) })
+}
+
+func (f *fakeService) Invite(ctx context.Context, member string) (plugin.Invite, error) {
+	if err := f.adminCall(ctx, "Invite", func(a *adminArgs) { a.member = member }); err != nil {
+		return plugin.Invite{}, err
+	}
+	return f.invite, nil
+}
+
 // callEveryAdmin calls every Admin method once and returns each call's error by method name.
 func callEveryAdmin(ctx context.Context, a plugin.Admin) map[string]error {
 	errs := map[string]error{}
@@ -173,6 +186,8 @@ func callEveryAdmin(ctx context.Context, a plugin.Admin) map[string]error {
 	_, errs["RotateKeys"] = a.RotateKeys(ctx)
 	_, errs["Audit"] = a.Audit(ctx, plugin.AuditFilter{Since: time.Unix(1, 0)})
 	_, errs["Pools"] = a.Pools(ctx)
+	errs["SetPassword"] = a.SetPassword(ctx, "alice", []byte("correct horse battery"))
+	_, errs["Invite"] = a.Invite(ctx, "alice")
 	return errs
 }
 
@@ -180,5 +195,5 @@ func callEveryAdmin(ctx context.Context, a plugin.Admin) map[string]error {
 var adminMethods = []string{
 	"ListIdentities", "GetIdentity", "ScanHostKey", "CreateIdentity", "EditIdentity", "DeleteIdentity",
 	"TestIdentity", "ListMembers", "AddMember", "RemoveMember", "SetCredential", "DeleteCredential",
-	"ListCredentials", "RotateKeys", "Audit", "Pools",
+	"ListCredentials", "RotateKeys", "Audit", "Pools", "SetPassword", "Invite",
 }

@@ -231,5 +231,15 @@ func TestAdminEveryFieldRoundTrips(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, f.pools, pools)
 
+	require.NoError(t, a.SetPassword(ctx, "erin", []byte("a long enough passphrase")))
+	assert.Equal(t, "erin", f.AdminArgs().member)
+	assert.Equal(t, "a long enough passphrase", f.AdminArgs().password)
+
+	f.invite = plugin.Invite{Member: "frank", URL: "https://ferry.example.org/invite/abc", Expires: time.Date(2026, 12, 10, 1, 2, 3, 0, time.UTC)}
+	inv, err := a.Invite(ctx, "frank")
+	require.NoError(t, err)
+	assert.Equal(t, f.invite, inv)
+	assert.Equal(t, "frank", f.AdminArgs().member)
+
 	assert.Equal(t, adminMethods, f.Calls(), "every Admin method was called once, through the shims")
 }

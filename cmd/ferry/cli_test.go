@@ -44,16 +44,17 @@ type fakeAgent struct {
 	err         error // returned by every Admin method when set
 	credErr     error // returned by SetCredential when set
 
-	mu      sync.Mutex // guards the fields below
-	calls   []string
-	actor   plugin.Actor
-	spec    plugin.IdentitySpec
-	name    string
-	force   bool
-	member  plugin.Member
-	cred    plugin.CredentialSpec
-	filter  plugin.AuditFilter
-	scanned string
+	mu       sync.Mutex // guards the fields below
+	calls    []string
+	actor    plugin.Actor
+	spec     plugin.IdentitySpec
+	name     string
+	force    bool
+	member   plugin.Member
+	cred     plugin.CredentialSpec
+	filter   plugin.AuditFilter
+	scanned  string
+	password string
 }
 
 var (
@@ -150,6 +151,15 @@ func (f *fakeAgent) Audit(ctx context.Context, filter plugin.AuditFilter) ([]plu
 
 func (f *fakeAgent) Pools(ctx context.Context) ([]plugin.PoolStats, error) {
 	return f.pools, f.call(ctx, "Pools", func() {})
+}
+
+func (f *fakeAgent) SetPassword(ctx context.Context, member string, password []byte) error {
+	return f.call(ctx, "SetPassword", func() { f.member.Name, f.password = member, string(password) })
+}
+
+func (f *fakeAgent) Invite(ctx context.Context, member string) (plugin.Invite, error) {
+	return plugin.Invite{Member: member, URL: "https://ferry.example.org/invite/s3cret", Expires: time.Date(2026, 12, 10, 0, 0, 0, 0, time.UTC)},
+		f.call(ctx, "Invite", func() { f.member.Name = member })
 }
 
 const (
@@ -409,6 +419,29 @@ func TestCLIMembers(t *testing.T) {
 	r = runCLI(t, "", nil, "member", "remove", "bob", "--socket", sock)
 	require.Equal(t, 0, r.code, r.allOutput)
 	assert.Equal(t, "bob", f.name)
+}
+
+// An owner invites a member or sets their first web password from the CLI; the password reaches
+// the agent as typed (from a file here) and is never printed.
+func TestCLIMemberInviteAndPasswd(t *testing.T) {
+	f := newFakeAgent()
+	sock := serveFake(t, f)
+	r := runCLI(t, "", nil, "member", "invite", "carol", "--socket", sock)
+	require.Equal(t, 0, r.code, r.allOutput)
+	assert.Equal(t, "carol", f.member.Name)
+	assert.Contains(t, r.stdout, "https://ferry.example.org/invite/s3cret")
+	assert.Contains(t, r.stdout, "usable once")
+
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	require.NoError(t, os.WriteFile(pwFile, []byte("correct horse battery staple\n"), 0o600))
+	r = runCLI(t, "", nil, "member", "passwd", "carol", "--password-file", pwFile, "--socket", sock)
+	require.Equal(t, 0, r.code, r.allOutput)
+	assert.Equal(t, "correct horse battery staple", f.password, "the newline ends the password")
+	assert.NotContains(t, r.allOutput, "horse")
+
+	r = runCLI(t, "", nil, "member", "passwd", "carol", "--socket", sock)
+	assert.Equal(t, 2, r.code, "without a terminal or a file there is no way to type it")
+	assert.Contains(t, r.stderr, "--password-file")
 }
 
 // The credential's secrets reach the agent byte for byte, and never any output.

@@ -37,6 +37,8 @@ Organisation members (owners only):
   ferry member add NAME --role owner|member [--unix-user U]...
   ferry member list
   ferry member remove NAME
+  ferry member invite NAME                  one-time link for NAME to set a web console password (owners)
+  ferry member passwd NAME [--password-file F]   set NAME's web console password (owners; members their own)
 
 Credentials (members manage their own; owners anyone's):
   ferry creds add|edit --identity I --member M --username U --key-file F|-

@@ -9,7 +9,7 @@ import (
 )
 
 func (c *cli) member(args []string) error {
-	sub, rest, err := subcommand("member", args, "add", "list", "remove")
+	sub, rest, err := subcommand("member", args, "add", "list", "remove", "invite", "passwd")
 	if err != nil {
 		return err
 	}
@@ -64,6 +64,57 @@ func (c *cli) member(args []string) error {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", m.Name, m.Role, dash(strings.Join(m.UnixUsers, ",")))
 			}
 			return tw.Flush()
+		})
+	case "invite":
+		fs := c.flagSet("member invite")
+		cf := c.addConnFlags(fs, false)
+		asJSON := fs.Bool("json", false, "print the invitation as JSON")
+		name, err := oneName(fs, rest, "NAME")
+		if err != nil {
+			return err
+		}
+		return c.adminCall(cf, func(ctx context.Context, a plugin.Admin) error {
+			inv, err := a.Invite(ctx, name)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(c.out, map[string]any{"member": inv.Member, "url": inv.URL, "expires": inv.Expires})
+			}
+			fmt.Fprintf(c.out, "invitation for %q (usable once, until %s):\n%s\n", inv.Member, when(inv.Expires), inv.URL)
+			return nil
+		})
+	case "passwd":
+		fs := c.flagSet("member passwd")
+		cf := c.addConnFlags(fs, false)
+		file := fs.String("password-file", "", "read the new web password from this file (first line) instead of asking")
+		name, err := oneName(fs, rest, "NAME")
+		if err != nil {
+			return err
+		}
+		var pw []byte
+		if *file != "" {
+			if pw, err = readPassphraseFile(*file); err != nil {
+				return err
+			}
+		} else {
+			if pw, err = c.askSecret("new web password for " + name + ": "); err != nil {
+				return err
+			}
+			again, err := c.askSecret("again: ")
+			if err != nil {
+				return err
+			}
+			if string(again) != string(pw) {
+				return usagef("member passwd %s: the two passwords differ; nothing was changed", name)
+			}
+		}
+		return c.adminCall(cf, func(ctx context.Context, a plugin.Admin) error {
+			if err := a.SetPassword(ctx, name, pw); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "web password of %q set; their web sessions were ended\n", name)
+			return nil
 		})
 	default:
 		fs := c.flagSet("member remove")

@@ -60,3 +60,26 @@ func (c *cli) askPassphrase(prompt string, stdinTaken bool) ([]byte, error) {
 	fmt.Fprintln(tty)
 	return p, err
 }
+
+// askSecret reads a secret without echo from the controlling terminal (or standard input if it
+// is one). It fails if there is no terminal.
+func (c *cli) askSecret(prompt string) ([]byte, error) {
+	if f, ok := c.in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(c.errOut, prompt)
+		p, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(c.errOut)
+		return p, err
+	}
+	tty, err := c.openTTY()
+	if err != nil || !term.IsTerminal(int(tty.Fd())) {
+		if tty != nil {
+			_ = tty.Close()
+		}
+		return nil, usagef("a password needs a terminal to be typed at; use --password-file FILE")
+	}
+	defer tty.Close()
+	fmt.Fprint(tty, prompt)
+	p, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	return p, err
+}

@@ -52,6 +52,13 @@ const (
 	ActionKeysRotate       = "keys.rotate"
 	ActionMemberAdd        = "member.add"
 	ActionMemberRemove     = "member.remove"
+	ActionWebSignIn        = "web.signin"
+	ActionWebSignOut       = "web.signout"
+	ActionWebPassword      = "web.password"
+	ActionWebInvite        = "web.invite"
+	ActionWebAccept        = "web.accept"
+	ActionTokenCreate      = "token.create"
+	ActionTokenRevoke      = "token.revoke"
 )
 
 var (
@@ -60,6 +67,8 @@ var (
 		ActionCredentialAdd: true, ActionCredentialUpdate: true, ActionCredentialDelete: true,
 		ActionJobSubmit: true, ActionJobCancel: true, ActionLoginFailure: true, ActionKeysRotate: true,
 		ActionMemberAdd: true, ActionMemberRemove: true,
+		ActionWebSignIn: true, ActionWebSignOut: true, ActionWebPassword: true, ActionWebInvite: true, ActionWebAccept: true,
+		ActionTokenCreate: true, ActionTokenRevoke: true,
 	}
 	knownVia      = map[string]bool{ViaCLI: true, ViaPlugin: true, ViaAgent: true, ViaWeb: true, ViaAPI: true}
 	knownOutcomes = map[string]bool{OutcomeOK: true, OutcomeDenied: true, OutcomeError: true}

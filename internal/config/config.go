@@ -23,6 +23,7 @@ type Config struct {
 	Stage       Stage       `toml:"stage"`
 	Limits      Limits      `toml:"limits"`
 	Credentials Credentials `toml:"credentials"`
+	Web         Web         `toml:"web"`
 	Members     []Member    `toml:"member"`
 	Identities  []Identity  `toml:"identity"`
 }
@@ -44,6 +45,38 @@ type Agent struct {
 	KEKEnv  string `toml:"kek_env"`
 	// AuditLog is the JSON-lines audit log (default <state_dir>/audit.log).
 	AuditLog string `toml:"audit_log"`
+}
+
+// Web configures the web front door (console and REST API), served by the agent. It is off
+// unless Listen is set.
+type Web struct {
+	// Listen is the address to serve on ("127.0.0.1:8443", ":8443"). Empty: no web front door.
+	Listen string `toml:"listen"`
+	// PublicURL is the URL people reach the console at, used in invitation links
+	// (default: https://, or http:// for plain HTTP, plus Listen).
+	PublicURL string `toml:"public_url"`
+	// TLSCert and TLSKey are PEM files. Without them the agent serves TLS with a self-signed
+	// certificate it generates once and keeps in state_dir (its SHA-256 fingerprint is logged),
+	// unless PlainHTTP is set.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// PlainHTTP serves HTTP without TLS: only allowed when Listen is a loopback address (a
+	// reverse proxy on the same host terminates TLS).
+	PlainHTTP bool `toml:"plain_http"`
+	// SessionIdle signs a browser out after this long without a request; SessionMax after this
+	// long whatever it does.
+	SessionIdle Duration `toml:"session_idle"`
+	SessionMax  Duration `toml:"session_max"`
+	// InviteTTL is how long an invitation link stays usable (once).
+	InviteTTL Duration `toml:"invite_ttl"`
+	// TokenTTL is a new personal access token's default lifetime; TokenMaxTTL the longest a
+	// member may ask for.
+	TokenTTL    Duration `toml:"token_ttl"`
+	TokenMaxTTL Duration `toml:"token_max_ttl"`
+	// SignInPerAccount and SignInPerAddress cap failed sign-ins in any 15 minutes for one
+	// account and from one address; past them sign-in answers 429 until the window moves on.
+	SignInPerAccount int `toml:"signin_per_account"`
+	SignInPerAddress int `toml:"signin_per_address"`
 }
 
 // Member seeds an organisation member at start-up (created if absent; the store is authoritative
@@ -178,6 +211,9 @@ func Default() Config {
 			SubmitParallel:    4,
 			SignalLead:        Duration{30 * time.Second},
 		},
+		Web: Web{SessionIdle: Duration{2 * time.Hour}, SessionMax: Duration{24 * time.Hour}, InviteTTL: Duration{72 * time.Hour},
+			TokenTTL: Duration{90 * 24 * time.Hour}, TokenMaxTTL: Duration{366 * 24 * time.Hour},
+			SignInPerAccount: 5, SignInPerAddress: 20},
 		Stage:  Stage{FileMode: "0664", DirMode: "2775"},
 		Limits: Limits{UserCommandsPerMinute: 600, IdentityCommandsPerMinute: 3000, Burst: 20},
 	}
@@ -296,6 +332,7 @@ func (c Config) Validate() error {
 	if c.Poll.ExitCodeGrace.Duration < 0 {
 		bad("poll.exit_code_grace", "must not be negative")
 	}
+	c.validateWeb(bad)
 	if c.Poll.SignalLead.Duration < 0 {
 		bad("poll.signal_lead", "must not be negative")
 	}

@@ -1,6 +1,8 @@
 package config
 
-import "net/netip"
+import (
+	"net/netip"
+)
 
 func isIP(s string) bool {
 	_, err := netip.ParseAddr(s)

@@ -80,6 +80,9 @@ func (reg *Registry) RemoveMember(ctx context.Context, name string) (err error) 
 			reg.drop(sshpool.Key{Identity: k.identity, User: name})
 		}
 	}
+	if err := reg.store.DeleteWebOf(name); err != nil {
+		return err
+	}
 	if err := reg.store.DeleteMember(name); err != nil {
 		return err
 	}

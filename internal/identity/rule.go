@@ -17,6 +17,8 @@ type Principal struct {
 	Name  string // member name, "root" (the CLI socket's bootstrap owner), or "launcher"
 	Via   string // the channel: audit.ViaPlugin, ViaCLI, ViaWeb or ViaAPI
 	Owner bool
+	// Member says Name is an organisation member (not root on the CLI socket or the launcher).
+	Member bool
 	// Remote is the caller's network address on the web front door ("" elsewhere), for the audit.
 	Remote string
 }
@@ -54,12 +56,19 @@ const (
 	AuditRead        Action = "audit.read"        // read
 	PoolsRead        Action = "pools.read"        // read
 	KeysRotate       Action = "keys.rotate"       // owner
+	AccountList      Action = "account.list"      // owner: who has a web password, pending invitations
+	AccountInvite    Action = "account.invite"    // owner
+	AccountPassword  Action = "account.password"  // self: an owner sets anyone's (initial) password
+	TokenCreate      Action = "token.create"      // own only: not even an owner mints another's token
+	TokenList        Action = "token.list"        // read (one's own tokens)
+	TokenRevoke      Action = "token.revoke"      // self: an owner may revoke anyone's (a leaked token)
 )
 
 // Actions lists every action, for the permission matrix and the documentation.
 var Actions = []Action{IdentityList, IdentityScan, IdentityCreate, IdentityEdit, IdentityDelete, IdentityTest,
 	MemberList, MemberAdd, MemberRemove, CredentialSet, CredentialDelete, CredentialList,
-	JobSubmit, JobStage, JobCancel, JobList, JobWatch, AuditRead, PoolsRead, KeysRotate}
+	JobSubmit, JobStage, JobCancel, JobList, JobWatch, AuditRead, PoolsRead, KeysRotate,
+	AccountList, AccountInvite, AccountPassword, TokenCreate, TokenList, TokenRevoke}
 
 // ownerActions are the owner-only actions, with what a refusal says they are.
 var ownerActions = map[Action]string{
@@ -70,6 +79,8 @@ var ownerActions = map[Action]string{
 	MemberAdd:      "add members",
 	MemberRemove:   "remove members",
 	KeysRotate:     "rotate keys",
+	AccountList:    "list web accounts",
+	AccountInvite:  "invite members",
 }
 
 // selfActions act for one member: owners for anyone, members for themselves.
@@ -81,6 +92,8 @@ var selfActions = map[Action]string{
 	JobCancel:        "cancel",
 	IdentityTest:     "act",
 	JobWatch:         "watch",
+	AccountPassword:  "act",
+	TokenRevoke:      "act",
 }
 
 // Allow is the permission rule: whether p may do act for member (the member whose credential,
@@ -114,7 +127,12 @@ func Allow(p Principal, act Action, member string) error {
 		return nil
 	}
 	switch act {
-	case IdentityList, MemberList, CredentialList, JobList, AuditRead, PoolsRead:
+	case IdentityList, MemberList, CredentialList, JobList, AuditRead, PoolsRead, TokenList:
+		return nil
+	case TokenCreate:
+		if !p.Member || p.Name != member {
+			return fmt.Errorf("%w: a personal access token can be created only by its own member, not for %q", contract.ErrPermissionDenied, member)
+		}
 		return nil
 	}
 	return fmt.Errorf("%w: unknown action %q", contract.ErrPermissionDenied, act)
@@ -150,7 +168,7 @@ func (reg *Registry) Caller(ctx context.Context) (Principal, error) {
 		return Principal{Name: act.Member, Via: via, Remote: act.Remote},
 			fmt.Errorf("%w: %q is not a member of the organisation", contract.ErrPermissionDenied, act.Member)
 	}
-	return Principal{Name: m.Name, Via: via, Owner: m.Role == contract.RoleOwner, Remote: act.Remote}, nil
+	return Principal{Name: m.Name, Via: via, Owner: m.Role == contract.RoleOwner, Member: true, Remote: act.Remote}, nil
 }
 
 // Authorize resolves the caller in ctx and applies Allow for act on member.

@@ -19,6 +19,12 @@ import (
 // bob). No cluster is needed: nothing here logs in.
 func newRegistry(t *testing.T) *identity.Registry {
 	t.Helper()
+	return newRegistryWith(t, func(*config.Config) {})
+}
+
+// newRegistryWith is newRegistry with the config changed by tune first.
+func newRegistryWith(t *testing.T, tune func(*config.Config)) *identity.Registry {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Agent.StateDir = dir
@@ -28,7 +34,8 @@ func newRegistry(t *testing.T) *identity.Registry {
 		{Name: "alice", Role: contract.RoleMember, UnixUsers: []string{"alice"}},
 		{Name: "bob", Role: contract.RoleMember},
 	}
-	st, err := store.Open(filepath.Join(dir, "ferry.db"))
+	tune(&cfg)
+	st, err := store.Open(filepath.Join(cfg.Agent.StateDir, "ferry.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	reg, err := identity.Open(cfg, zerolog.Nop(), st, identity.Deps{})
@@ -81,6 +88,12 @@ func TestPermissionMatrix(t *testing.T) {
 		identity.AuditRead:        "A A A D D A D A",
 		identity.PoolsRead:        "A A A D D A D A",
 		identity.KeysRotate:       "A D D D D A D A",
+		identity.AccountList:      "A D D D D A D A",
+		identity.AccountInvite:    "A D D D D A D A",
+		identity.AccountPassword:  "A A D D D A D A",
+		identity.TokenCreate:      "D A D D D D D D",
+		identity.TokenList:        "A A A D D A D A",
+		identity.TokenRevoke:      "A A D D D A D A",
 	}
 	require.Len(t, want, len(identity.Actions), "every action has a row")
 	reg := newRegistry(t)

@@ -46,6 +46,41 @@ type Admin interface {
 	Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 	// Pools returns per identity and member SSH pool statistics.
 	Pools(ctx context.Context) ([]PoolStats, error)
+
+	// SetPassword sets a member's web console password (owners for anyone, e.g. an initial one;
+	// members their own). It is hashed with argon2id and never returned.
+	SetPassword(ctx context.Context, member string, password []byte) error
+	// Invite creates a one-time invitation link for a member to set their own password (owners
+	// only). The link's secret is shown only in this answer.
+	Invite(ctx context.Context, member string) (Invite, error)
+}
+
+// Invite is a one-time invitation to the web console.
+type Invite struct {
+	Member  string
+	URL     string // the link to open: usable once, until Expires
+	Expires time.Time
+}
+
+// Account is what the console knows of a member's sign-in: whether they have set a password and
+// whether an invitation is waiting.
+type Account struct {
+	Member        string
+	Role          string
+	HasPassword   bool
+	PasswordSetAt time.Time
+	InvitePending bool
+	InviteExpires time.Time
+}
+
+// Token is a personal access token as listed: never its secret, which is shown once at creation.
+type Token struct {
+	ID       string
+	Member   string
+	Name     string
+	Created  time.Time
+	Expires  time.Time
+	LastUsed time.Time
 }
 
 // Roles of organisation members.

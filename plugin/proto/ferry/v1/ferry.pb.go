@@ -1392,6 +1392,204 @@ func (x *ListJobsResponse) GetJobs() []*Job {
 	return nil
 }
 
+// SetPasswordRequest names the member and their new password.
+type SetPasswordRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Member string                 `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	// password is the new password, UTF-8, 12-256 characters.
+	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPasswordRequest) Reset() {
+	*x = SetPasswordRequest{}
+	mi := &file_ferry_v1_ferry_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPasswordRequest) ProtoMessage() {}
+
+func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_ferry_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
+func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SetPasswordRequest) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *SetPasswordRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+// SetPasswordResponse has no fields.
+type SetPasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPasswordResponse) Reset() {
+	*x = SetPasswordResponse{}
+	mi := &file_ferry_v1_ferry_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPasswordResponse) ProtoMessage() {}
+
+func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_ferry_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
+func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{21}
+}
+
+// InviteRequest names the member to invite.
+type InviteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Member        string                 `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InviteRequest) Reset() {
+	*x = InviteRequest{}
+	mi := &file_ferry_v1_ferry_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InviteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InviteRequest) ProtoMessage() {}
+
+func (x *InviteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_ferry_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InviteRequest.ProtoReflect.Descriptor instead.
+func (*InviteRequest) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *InviteRequest) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+// InviteResponse carries the invitation.
+type InviteResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Member string                 `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	// url is the link to open in a browser; its last path element is the secret.
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Expires       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires,proto3" json:"expires,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InviteResponse) Reset() {
+	*x = InviteResponse{}
+	mi := &file_ferry_v1_ferry_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InviteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InviteResponse) ProtoMessage() {}
+
+func (x *InviteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_ferry_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InviteResponse.ProtoReflect.Descriptor instead.
+func (*InviteResponse) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *InviteResponse) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *InviteResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *InviteResponse) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
 // Member is an organisation member. Filled by an owner in AddMember; by the agent in ListMembers.
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1409,7 +1607,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[20]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1619,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[20]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1632,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{20}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Member) GetName() string {
@@ -1475,7 +1673,7 @@ type HostKey struct {
 
 func (x *HostKey) Reset() {
 	*x = HostKey{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[21]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1685,7 @@ func (x *HostKey) String() string {
 func (*HostKey) ProtoMessage() {}
 
 func (x *HostKey) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[21]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1698,7 @@ func (x *HostKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostKey.ProtoReflect.Descriptor instead.
 func (*HostKey) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{21}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HostKey) GetType() string {
@@ -1554,7 +1752,7 @@ type IdentitySpec struct {
 
 func (x *IdentitySpec) Reset() {
 	*x = IdentitySpec{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[22]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1764,7 @@ func (x *IdentitySpec) String() string {
 func (*IdentitySpec) ProtoMessage() {}
 
 func (x *IdentitySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[22]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1777,7 @@ func (x *IdentitySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySpec.ProtoReflect.Descriptor instead.
 func (*IdentitySpec) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{22}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *IdentitySpec) GetName() string {
@@ -1664,7 +1862,7 @@ type Identity struct {
 
 func (x *Identity) Reset() {
 	*x = Identity{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[23]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1874,7 @@ func (x *Identity) String() string {
 func (*Identity) ProtoMessage() {}
 
 func (x *Identity) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[23]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1887,7 @@ func (x *Identity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Identity.ProtoReflect.Descriptor instead.
 func (*Identity) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{23}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Identity) GetSpec() *IdentitySpec {
@@ -1768,7 +1966,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[24]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1978,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[24]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +1991,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{24}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MemberStatus) GetMember() string {
@@ -1863,7 +2061,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[25]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +2073,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[25]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +2086,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{25}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Credential) GetIdentity() string {
@@ -2010,7 +2208,7 @@ type Check struct {
 
 func (x *Check) Reset() {
 	*x = Check{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[26]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2220,7 @@ func (x *Check) String() string {
 func (*Check) ProtoMessage() {}
 
 func (x *Check) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[26]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2233,7 @@ func (x *Check) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Check.ProtoReflect.Descriptor instead.
 func (*Check) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{26}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Check) GetMember() string {
@@ -2103,7 +2301,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[27]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2115,7 +2313,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[27]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2128,7 +2326,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{27}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AuditEvent) GetTime() *timestamppb.Timestamp {
@@ -2221,7 +2419,7 @@ type PoolStats struct {
 
 func (x *PoolStats) Reset() {
 	*x = PoolStats{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[28]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2431,7 @@ func (x *PoolStats) String() string {
 func (*PoolStats) ProtoMessage() {}
 
 func (x *PoolStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[28]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2444,7 @@ func (x *PoolStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolStats.ProtoReflect.Descriptor instead.
 func (*PoolStats) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{28}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PoolStats) GetIdentity() string {
@@ -2321,7 +2519,7 @@ type ListIdentitiesRequest struct {
 
 func (x *ListIdentitiesRequest) Reset() {
 	*x = ListIdentitiesRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[29]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2333,7 +2531,7 @@ func (x *ListIdentitiesRequest) String() string {
 func (*ListIdentitiesRequest) ProtoMessage() {}
 
 func (x *ListIdentitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[29]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2346,7 +2544,7 @@ func (x *ListIdentitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIdentitiesRequest.ProtoReflect.Descriptor instead.
 func (*ListIdentitiesRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{29}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{33}
 }
 
 // ListIdentitiesResponse carries every identity.
@@ -2360,7 +2558,7 @@ type ListIdentitiesResponse struct {
 
 func (x *ListIdentitiesResponse) Reset() {
 	*x = ListIdentitiesResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[30]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2570,7 @@ func (x *ListIdentitiesResponse) String() string {
 func (*ListIdentitiesResponse) ProtoMessage() {}
 
 func (x *ListIdentitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[30]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2583,7 @@ func (x *ListIdentitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIdentitiesResponse.ProtoReflect.Descriptor instead.
 func (*ListIdentitiesResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{30}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListIdentitiesResponse) GetIdentities() []*Identity {
@@ -2406,7 +2604,7 @@ type GetIdentityRequest struct {
 
 func (x *GetIdentityRequest) Reset() {
 	*x = GetIdentityRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[31]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2418,7 +2616,7 @@ func (x *GetIdentityRequest) String() string {
 func (*GetIdentityRequest) ProtoMessage() {}
 
 func (x *GetIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[31]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2431,7 +2629,7 @@ func (x *GetIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIdentityRequest.ProtoReflect.Descriptor instead.
 func (*GetIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{31}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetIdentityRequest) GetName() string {
@@ -2452,7 +2650,7 @@ type GetIdentityResponse struct {
 
 func (x *GetIdentityResponse) Reset() {
 	*x = GetIdentityResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[32]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +2662,7 @@ func (x *GetIdentityResponse) String() string {
 func (*GetIdentityResponse) ProtoMessage() {}
 
 func (x *GetIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[32]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2477,7 +2675,7 @@ func (x *GetIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIdentityResponse.ProtoReflect.Descriptor instead.
 func (*GetIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{32}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetIdentityResponse) GetIdentity() *Identity {
@@ -2500,7 +2698,7 @@ type ScanHostKeyRequest struct {
 
 func (x *ScanHostKeyRequest) Reset() {
 	*x = ScanHostKeyRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[33]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2512,7 +2710,7 @@ func (x *ScanHostKeyRequest) String() string {
 func (*ScanHostKeyRequest) ProtoMessage() {}
 
 func (x *ScanHostKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[33]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2525,7 +2723,7 @@ func (x *ScanHostKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanHostKeyRequest.ProtoReflect.Descriptor instead.
 func (*ScanHostKeyRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{33}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ScanHostKeyRequest) GetHost() string {
@@ -2553,7 +2751,7 @@ type ScanHostKeyResponse struct {
 
 func (x *ScanHostKeyResponse) Reset() {
 	*x = ScanHostKeyResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[34]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2565,7 +2763,7 @@ func (x *ScanHostKeyResponse) String() string {
 func (*ScanHostKeyResponse) ProtoMessage() {}
 
 func (x *ScanHostKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[34]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2578,7 +2776,7 @@ func (x *ScanHostKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanHostKeyResponse.ProtoReflect.Descriptor instead.
 func (*ScanHostKeyResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{34}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ScanHostKeyResponse) GetKeys() []*HostKey {
@@ -2599,7 +2797,7 @@ type CreateIdentityRequest struct {
 
 func (x *CreateIdentityRequest) Reset() {
 	*x = CreateIdentityRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[35]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2611,7 +2809,7 @@ func (x *CreateIdentityRequest) String() string {
 func (*CreateIdentityRequest) ProtoMessage() {}
 
 func (x *CreateIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[35]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2624,7 +2822,7 @@ func (x *CreateIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIdentityRequest.ProtoReflect.Descriptor instead.
 func (*CreateIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{35}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateIdentityRequest) GetSpec() *IdentitySpec {
@@ -2645,7 +2843,7 @@ type CreateIdentityResponse struct {
 
 func (x *CreateIdentityResponse) Reset() {
 	*x = CreateIdentityResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[36]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2657,7 +2855,7 @@ func (x *CreateIdentityResponse) String() string {
 func (*CreateIdentityResponse) ProtoMessage() {}
 
 func (x *CreateIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[36]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2670,7 +2868,7 @@ func (x *CreateIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIdentityResponse.ProtoReflect.Descriptor instead.
 func (*CreateIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{36}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreateIdentityResponse) GetIdentity() *Identity {
@@ -2696,7 +2894,7 @@ type EditIdentityRequest struct {
 
 func (x *EditIdentityRequest) Reset() {
 	*x = EditIdentityRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[37]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +2906,7 @@ func (x *EditIdentityRequest) String() string {
 func (*EditIdentityRequest) ProtoMessage() {}
 
 func (x *EditIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[37]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +2919,7 @@ func (x *EditIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EditIdentityRequest.ProtoReflect.Descriptor instead.
 func (*EditIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{37}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *EditIdentityRequest) GetName() string {
@@ -2756,7 +2954,7 @@ type EditIdentityResponse struct {
 
 func (x *EditIdentityResponse) Reset() {
 	*x = EditIdentityResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[38]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2768,7 +2966,7 @@ func (x *EditIdentityResponse) String() string {
 func (*EditIdentityResponse) ProtoMessage() {}
 
 func (x *EditIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[38]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2781,7 +2979,7 @@ func (x *EditIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EditIdentityResponse.ProtoReflect.Descriptor instead.
 func (*EditIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{38}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *EditIdentityResponse) GetIdentity() *Identity {
@@ -2802,7 +3000,7 @@ type DeleteIdentityRequest struct {
 
 func (x *DeleteIdentityRequest) Reset() {
 	*x = DeleteIdentityRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[39]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +3012,7 @@ func (x *DeleteIdentityRequest) String() string {
 func (*DeleteIdentityRequest) ProtoMessage() {}
 
 func (x *DeleteIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[39]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +3025,7 @@ func (x *DeleteIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteIdentityRequest.ProtoReflect.Descriptor instead.
 func (*DeleteIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{39}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteIdentityRequest) GetName() string {
@@ -2846,7 +3044,7 @@ type DeleteIdentityResponse struct {
 
 func (x *DeleteIdentityResponse) Reset() {
 	*x = DeleteIdentityResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[40]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2858,7 +3056,7 @@ func (x *DeleteIdentityResponse) String() string {
 func (*DeleteIdentityResponse) ProtoMessage() {}
 
 func (x *DeleteIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[40]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2871,7 +3069,7 @@ func (x *DeleteIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteIdentityResponse.ProtoReflect.Descriptor instead.
 func (*DeleteIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{40}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{44}
 }
 
 // TestIdentityRequest names the identity to test.
@@ -2888,7 +3086,7 @@ type TestIdentityRequest struct {
 
 func (x *TestIdentityRequest) Reset() {
 	*x = TestIdentityRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[41]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2900,7 +3098,7 @@ func (x *TestIdentityRequest) String() string {
 func (*TestIdentityRequest) ProtoMessage() {}
 
 func (x *TestIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[41]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2913,7 +3111,7 @@ func (x *TestIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestIdentityRequest.ProtoReflect.Descriptor instead.
 func (*TestIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{41}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TestIdentityRequest) GetName() string {
@@ -2941,7 +3139,7 @@ type TestIdentityResponse struct {
 
 func (x *TestIdentityResponse) Reset() {
 	*x = TestIdentityResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[42]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2953,7 +3151,7 @@ func (x *TestIdentityResponse) String() string {
 func (*TestIdentityResponse) ProtoMessage() {}
 
 func (x *TestIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[42]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2966,7 +3164,7 @@ func (x *TestIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestIdentityResponse.ProtoReflect.Descriptor instead.
 func (*TestIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{42}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TestIdentityResponse) GetChecks() []*Check {
@@ -2985,7 +3183,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[43]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3195,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[43]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3010,7 +3208,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{43}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{47}
 }
 
 // ListMembersResponse carries every member.
@@ -3024,7 +3222,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[44]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3036,7 +3234,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[44]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3049,7 +3247,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{44}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -3070,7 +3268,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[45]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3082,7 +3280,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[45]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3095,7 +3293,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{45}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AddMemberRequest) GetMember() *Member {
@@ -3114,7 +3312,7 @@ type AddMemberResponse struct {
 
 func (x *AddMemberResponse) Reset() {
 	*x = AddMemberResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[46]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3126,7 +3324,7 @@ func (x *AddMemberResponse) String() string {
 func (*AddMemberResponse) ProtoMessage() {}
 
 func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[46]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3139,7 +3337,7 @@ func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
 func (*AddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{46}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{50}
 }
 
 // RemoveMemberRequest names the member to remove.
@@ -3153,7 +3351,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[47]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3165,7 +3363,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[47]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3178,7 +3376,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{47}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -3197,7 +3395,7 @@ type RemoveMemberResponse struct {
 
 func (x *RemoveMemberResponse) Reset() {
 	*x = RemoveMemberResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[48]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3209,7 +3407,7 @@ func (x *RemoveMemberResponse) String() string {
 func (*RemoveMemberResponse) ProtoMessage() {}
 
 func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[48]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3222,7 +3420,7 @@ func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{48}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{52}
 }
 
 // SetCredentialRequest adds or replaces a member's credential on an identity. Filled by the member
@@ -3251,7 +3449,7 @@ type SetCredentialRequest struct {
 
 func (x *SetCredentialRequest) Reset() {
 	*x = SetCredentialRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[49]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3263,7 +3461,7 @@ func (x *SetCredentialRequest) String() string {
 func (*SetCredentialRequest) ProtoMessage() {}
 
 func (x *SetCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[49]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3276,7 +3474,7 @@ func (x *SetCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCredentialRequest.ProtoReflect.Descriptor instead.
 func (*SetCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{49}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SetCredentialRequest) GetIdentity() string {
@@ -3332,7 +3530,7 @@ type SetCredentialResponse struct {
 
 func (x *SetCredentialResponse) Reset() {
 	*x = SetCredentialResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[50]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3344,7 +3542,7 @@ func (x *SetCredentialResponse) String() string {
 func (*SetCredentialResponse) ProtoMessage() {}
 
 func (x *SetCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[50]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3357,7 +3555,7 @@ func (x *SetCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCredentialResponse.ProtoReflect.Descriptor instead.
 func (*SetCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{50}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *SetCredentialResponse) GetCredential() *Credential {
@@ -3380,7 +3578,7 @@ type DeleteCredentialRequest struct {
 
 func (x *DeleteCredentialRequest) Reset() {
 	*x = DeleteCredentialRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[51]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3392,7 +3590,7 @@ func (x *DeleteCredentialRequest) String() string {
 func (*DeleteCredentialRequest) ProtoMessage() {}
 
 func (x *DeleteCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[51]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3405,7 +3603,7 @@ func (x *DeleteCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCredentialRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{51}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DeleteCredentialRequest) GetIdentity() string {
@@ -3431,7 +3629,7 @@ type DeleteCredentialResponse struct {
 
 func (x *DeleteCredentialResponse) Reset() {
 	*x = DeleteCredentialResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[52]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3443,7 +3641,7 @@ func (x *DeleteCredentialResponse) String() string {
 func (*DeleteCredentialResponse) ProtoMessage() {}
 
 func (x *DeleteCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[52]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3456,7 +3654,7 @@ func (x *DeleteCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCredentialResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{52}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{56}
 }
 
 // ListCredentialsRequest filters ListCredentials.
@@ -3470,7 +3668,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[53]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3482,7 +3680,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[53]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3495,7 +3693,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{53}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListCredentialsRequest) GetIdentity() string {
@@ -3516,7 +3714,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[54]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3528,7 +3726,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[54]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3541,7 +3739,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{54}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*Credential {
@@ -3560,7 +3758,7 @@ type RotateKeysRequest struct {
 
 func (x *RotateKeysRequest) Reset() {
 	*x = RotateKeysRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[55]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3572,7 +3770,7 @@ func (x *RotateKeysRequest) String() string {
 func (*RotateKeysRequest) ProtoMessage() {}
 
 func (x *RotateKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[55]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3585,7 +3783,7 @@ func (x *RotateKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeysRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeysRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{55}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{59}
 }
 
 // RotateKeysResponse reports the rotation.
@@ -3599,7 +3797,7 @@ type RotateKeysResponse struct {
 
 func (x *RotateKeysResponse) Reset() {
 	*x = RotateKeysResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[56]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3611,7 +3809,7 @@ func (x *RotateKeysResponse) String() string {
 func (*RotateKeysResponse) ProtoMessage() {}
 
 func (x *RotateKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[56]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3624,7 +3822,7 @@ func (x *RotateKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeysResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeysResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{56}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RotateKeysResponse) GetResealed() int64 {
@@ -3660,7 +3858,7 @@ type AuditRequest struct {
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[57]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3672,7 +3870,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[57]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3685,7 +3883,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{57}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *AuditRequest) GetSince() *timestamppb.Timestamp {
@@ -3755,7 +3953,7 @@ type AuditResponse struct {
 
 func (x *AuditResponse) Reset() {
 	*x = AuditResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[58]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3767,7 +3965,7 @@ func (x *AuditResponse) String() string {
 func (*AuditResponse) ProtoMessage() {}
 
 func (x *AuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[58]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3780,7 +3978,7 @@ func (x *AuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
 func (*AuditResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{58}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *AuditResponse) GetEvents() []*AuditEvent {
@@ -3799,7 +3997,7 @@ type PoolsRequest struct {
 
 func (x *PoolsRequest) Reset() {
 	*x = PoolsRequest{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[59]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3811,7 +4009,7 @@ func (x *PoolsRequest) String() string {
 func (*PoolsRequest) ProtoMessage() {}
 
 func (x *PoolsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[59]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3824,7 +4022,7 @@ func (x *PoolsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolsRequest.ProtoReflect.Descriptor instead.
 func (*PoolsRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{59}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{63}
 }
 
 // PoolsResponse carries one element per pool.
@@ -3838,7 +4036,7 @@ type PoolsResponse struct {
 
 func (x *PoolsResponse) Reset() {
 	*x = PoolsResponse{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[60]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3850,7 +4048,7 @@ func (x *PoolsResponse) String() string {
 func (*PoolsResponse) ProtoMessage() {}
 
 func (x *PoolsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[60]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3863,7 +4061,7 @@ func (x *PoolsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolsResponse.ProtoReflect.Descriptor instead.
 func (*PoolsResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{60}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *PoolsResponse) GetPools() []*PoolStats {
@@ -3967,7 +4165,17 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\vactive_only\x18\x03 \x01(\bR\n" +
 	"activeOnly\"5\n" +
 	"\x10ListJobsResponse\x12!\n" +
-	"\x04jobs\x18\x01 \x03(\v2\r.ferry.v1.JobR\x04jobs\"O\n" +
+	"\x04jobs\x18\x01 \x03(\v2\r.ferry.v1.JobR\x04jobs\"H\n" +
+	"\x12SetPasswordRequest\x12\x16\n" +
+	"\x06member\x18\x01 \x01(\tR\x06member\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x15\n" +
+	"\x13SetPasswordResponse\"'\n" +
+	"\rInviteRequest\x12\x16\n" +
+	"\x06member\x18\x01 \x01(\tR\x06member\"p\n" +
+	"\x0eInviteResponse\x12\x16\n" +
+	"\x06member\x18\x01 \x01(\tR\x06member\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x124\n" +
+	"\aexpires\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"O\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1d\n" +
@@ -4141,7 +4349,8 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\x06Cancel\x12\x17.ferry.v1.CancelRequest\x1a\x18.ferry.v1.CancelResponse\x12>\n" +
 	"\aStageIn\x12\x18.ferry.v1.StageInRequest\x1a\x19.ferry.v1.StageInResponse\x12A\n" +
 	"\bStageOut\x12\x19.ferry.v1.StageOutRequest\x1a\x1a.ferry.v1.StageOutResponse\x12A\n" +
-	"\bListJobs\x12\x19.ferry.v1.ListJobsRequest\x1a\x1a.ferry.v1.ListJobsResponse2\xe4\t\n" +
+	"\bListJobs\x12\x19.ferry.v1.ListJobsRequest\x1a\x1a.ferry.v1.ListJobsResponse2\xed\n" +
+	"\n" +
 	"\n" +
 	"FerryAdmin\x12S\n" +
 	"\x0eListIdentities\x12\x1f.ferry.v1.ListIdentitiesRequest\x1a .ferry.v1.ListIdentitiesResponse\x12J\n" +
@@ -4160,7 +4369,9 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\n" +
 	"RotateKeys\x12\x1b.ferry.v1.RotateKeysRequest\x1a\x1c.ferry.v1.RotateKeysResponse\x128\n" +
 	"\x05Audit\x12\x16.ferry.v1.AuditRequest\x1a\x17.ferry.v1.AuditResponse\x128\n" +
-	"\x05Pools\x12\x16.ferry.v1.PoolsRequest\x1a\x17.ferry.v1.PoolsResponseB9Z7github.com/ferryhpc/ferry/plugin/proto/ferry/v1;ferryv1b\x06proto3"
+	"\x05Pools\x12\x16.ferry.v1.PoolsRequest\x1a\x17.ferry.v1.PoolsResponse\x12J\n" +
+	"\vSetPassword\x12\x1c.ferry.v1.SetPasswordRequest\x1a\x1d.ferry.v1.SetPasswordResponse\x12;\n" +
+	"\x06Invite\x12\x17.ferry.v1.InviteRequest\x1a\x18.ferry.v1.InviteResponseB9Z7github.com/ferryhpc/ferry/plugin/proto/ferry/v1;ferryv1b\x06proto3"
 
 var (
 	file_ferry_v1_ferry_proto_rawDescOnce sync.Once
@@ -4174,7 +4385,7 @@ func file_ferry_v1_ferry_proto_rawDescGZIP() []byte {
 	return file_ferry_v1_ferry_proto_rawDescData
 }
 
-var file_ferry_v1_ferry_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_ferry_v1_ferry_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_ferry_v1_ferry_proto_goTypes = []any{
 	(*InfoRequest)(nil),              // 0: ferry.v1.InfoRequest
 	(*InfoResponse)(nil),             // 1: ferry.v1.InfoResponse
@@ -4196,144 +4407,153 @@ var file_ferry_v1_ferry_proto_goTypes = []any{
 	(*StageOutResponse)(nil),         // 17: ferry.v1.StageOutResponse
 	(*ListJobsRequest)(nil),          // 18: ferry.v1.ListJobsRequest
 	(*ListJobsResponse)(nil),         // 19: ferry.v1.ListJobsResponse
-	(*Member)(nil),                   // 20: ferry.v1.Member
-	(*HostKey)(nil),                  // 21: ferry.v1.HostKey
-	(*IdentitySpec)(nil),             // 22: ferry.v1.IdentitySpec
-	(*Identity)(nil),                 // 23: ferry.v1.Identity
-	(*MemberStatus)(nil),             // 24: ferry.v1.MemberStatus
-	(*Credential)(nil),               // 25: ferry.v1.Credential
-	(*Check)(nil),                    // 26: ferry.v1.Check
-	(*AuditEvent)(nil),               // 27: ferry.v1.AuditEvent
-	(*PoolStats)(nil),                // 28: ferry.v1.PoolStats
-	(*ListIdentitiesRequest)(nil),    // 29: ferry.v1.ListIdentitiesRequest
-	(*ListIdentitiesResponse)(nil),   // 30: ferry.v1.ListIdentitiesResponse
-	(*GetIdentityRequest)(nil),       // 31: ferry.v1.GetIdentityRequest
-	(*GetIdentityResponse)(nil),      // 32: ferry.v1.GetIdentityResponse
-	(*ScanHostKeyRequest)(nil),       // 33: ferry.v1.ScanHostKeyRequest
-	(*ScanHostKeyResponse)(nil),      // 34: ferry.v1.ScanHostKeyResponse
-	(*CreateIdentityRequest)(nil),    // 35: ferry.v1.CreateIdentityRequest
-	(*CreateIdentityResponse)(nil),   // 36: ferry.v1.CreateIdentityResponse
-	(*EditIdentityRequest)(nil),      // 37: ferry.v1.EditIdentityRequest
-	(*EditIdentityResponse)(nil),     // 38: ferry.v1.EditIdentityResponse
-	(*DeleteIdentityRequest)(nil),    // 39: ferry.v1.DeleteIdentityRequest
-	(*DeleteIdentityResponse)(nil),   // 40: ferry.v1.DeleteIdentityResponse
-	(*TestIdentityRequest)(nil),      // 41: ferry.v1.TestIdentityRequest
-	(*TestIdentityResponse)(nil),     // 42: ferry.v1.TestIdentityResponse
-	(*ListMembersRequest)(nil),       // 43: ferry.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),      // 44: ferry.v1.ListMembersResponse
-	(*AddMemberRequest)(nil),         // 45: ferry.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),        // 46: ferry.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),      // 47: ferry.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),     // 48: ferry.v1.RemoveMemberResponse
-	(*SetCredentialRequest)(nil),     // 49: ferry.v1.SetCredentialRequest
-	(*SetCredentialResponse)(nil),    // 50: ferry.v1.SetCredentialResponse
-	(*DeleteCredentialRequest)(nil),  // 51: ferry.v1.DeleteCredentialRequest
-	(*DeleteCredentialResponse)(nil), // 52: ferry.v1.DeleteCredentialResponse
-	(*ListCredentialsRequest)(nil),   // 53: ferry.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil),  // 54: ferry.v1.ListCredentialsResponse
-	(*RotateKeysRequest)(nil),        // 55: ferry.v1.RotateKeysRequest
-	(*RotateKeysResponse)(nil),       // 56: ferry.v1.RotateKeysResponse
-	(*AuditRequest)(nil),             // 57: ferry.v1.AuditRequest
-	(*AuditResponse)(nil),            // 58: ferry.v1.AuditResponse
-	(*PoolsRequest)(nil),             // 59: ferry.v1.PoolsRequest
-	(*PoolsResponse)(nil),            // 60: ferry.v1.PoolsResponse
-	nil,                              // 61: ferry.v1.SubmitRequest.EnvEntry
-	(*durationpb.Duration)(nil),      // 62: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 63: google.protobuf.Timestamp
+	(*SetPasswordRequest)(nil),       // 20: ferry.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),      // 21: ferry.v1.SetPasswordResponse
+	(*InviteRequest)(nil),            // 22: ferry.v1.InviteRequest
+	(*InviteResponse)(nil),           // 23: ferry.v1.InviteResponse
+	(*Member)(nil),                   // 24: ferry.v1.Member
+	(*HostKey)(nil),                  // 25: ferry.v1.HostKey
+	(*IdentitySpec)(nil),             // 26: ferry.v1.IdentitySpec
+	(*Identity)(nil),                 // 27: ferry.v1.Identity
+	(*MemberStatus)(nil),             // 28: ferry.v1.MemberStatus
+	(*Credential)(nil),               // 29: ferry.v1.Credential
+	(*Check)(nil),                    // 30: ferry.v1.Check
+	(*AuditEvent)(nil),               // 31: ferry.v1.AuditEvent
+	(*PoolStats)(nil),                // 32: ferry.v1.PoolStats
+	(*ListIdentitiesRequest)(nil),    // 33: ferry.v1.ListIdentitiesRequest
+	(*ListIdentitiesResponse)(nil),   // 34: ferry.v1.ListIdentitiesResponse
+	(*GetIdentityRequest)(nil),       // 35: ferry.v1.GetIdentityRequest
+	(*GetIdentityResponse)(nil),      // 36: ferry.v1.GetIdentityResponse
+	(*ScanHostKeyRequest)(nil),       // 37: ferry.v1.ScanHostKeyRequest
+	(*ScanHostKeyResponse)(nil),      // 38: ferry.v1.ScanHostKeyResponse
+	(*CreateIdentityRequest)(nil),    // 39: ferry.v1.CreateIdentityRequest
+	(*CreateIdentityResponse)(nil),   // 40: ferry.v1.CreateIdentityResponse
+	(*EditIdentityRequest)(nil),      // 41: ferry.v1.EditIdentityRequest
+	(*EditIdentityResponse)(nil),     // 42: ferry.v1.EditIdentityResponse
+	(*DeleteIdentityRequest)(nil),    // 43: ferry.v1.DeleteIdentityRequest
+	(*DeleteIdentityResponse)(nil),   // 44: ferry.v1.DeleteIdentityResponse
+	(*TestIdentityRequest)(nil),      // 45: ferry.v1.TestIdentityRequest
+	(*TestIdentityResponse)(nil),     // 46: ferry.v1.TestIdentityResponse
+	(*ListMembersRequest)(nil),       // 47: ferry.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),      // 48: ferry.v1.ListMembersResponse
+	(*AddMemberRequest)(nil),         // 49: ferry.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),        // 50: ferry.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),      // 51: ferry.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),     // 52: ferry.v1.RemoveMemberResponse
+	(*SetCredentialRequest)(nil),     // 53: ferry.v1.SetCredentialRequest
+	(*SetCredentialResponse)(nil),    // 54: ferry.v1.SetCredentialResponse
+	(*DeleteCredentialRequest)(nil),  // 55: ferry.v1.DeleteCredentialRequest
+	(*DeleteCredentialResponse)(nil), // 56: ferry.v1.DeleteCredentialResponse
+	(*ListCredentialsRequest)(nil),   // 57: ferry.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),  // 58: ferry.v1.ListCredentialsResponse
+	(*RotateKeysRequest)(nil),        // 59: ferry.v1.RotateKeysRequest
+	(*RotateKeysResponse)(nil),       // 60: ferry.v1.RotateKeysResponse
+	(*AuditRequest)(nil),             // 61: ferry.v1.AuditRequest
+	(*AuditResponse)(nil),            // 62: ferry.v1.AuditResponse
+	(*PoolsRequest)(nil),             // 63: ferry.v1.PoolsRequest
+	(*PoolsResponse)(nil),            // 64: ferry.v1.PoolsResponse
+	nil,                              // 65: ferry.v1.SubmitRequest.EnvEntry
+	(*durationpb.Duration)(nil),      // 66: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 67: google.protobuf.Timestamp
 }
 var file_ferry_v1_ferry_proto_depIdxs = []int32{
-	62, // 0: ferry.v1.Resources.time:type_name -> google.protobuf.Duration
-	61, // 1: ferry.v1.SubmitRequest.env:type_name -> ferry.v1.SubmitRequest.EnvEntry
+	66, // 0: ferry.v1.Resources.time:type_name -> google.protobuf.Duration
+	65, // 1: ferry.v1.SubmitRequest.env:type_name -> ferry.v1.SubmitRequest.EnvEntry
 	2,  // 2: ferry.v1.SubmitRequest.resources:type_name -> ferry.v1.Resources
 	5,  // 3: ferry.v1.SubmitResponse.job:type_name -> ferry.v1.Job
-	63, // 4: ferry.v1.Job.submitted:type_name -> google.protobuf.Timestamp
-	63, // 5: ferry.v1.Job.started:type_name -> google.protobuf.Timestamp
-	63, // 6: ferry.v1.Job.ended:type_name -> google.protobuf.Timestamp
+	67, // 4: ferry.v1.Job.submitted:type_name -> google.protobuf.Timestamp
+	67, // 5: ferry.v1.Job.started:type_name -> google.protobuf.Timestamp
+	67, // 6: ferry.v1.Job.ended:type_name -> google.protobuf.Timestamp
 	5,  // 7: ferry.v1.StatusResponse.jobs:type_name -> ferry.v1.Job
 	5,  // 8: ferry.v1.JobEvent.job:type_name -> ferry.v1.Job
 	12, // 9: ferry.v1.CancelResponse.results:type_name -> ferry.v1.CancelResult
 	13, // 10: ferry.v1.StageInRequest.files:type_name -> ferry.v1.StageFile
 	13, // 11: ferry.v1.StageOutRequest.files:type_name -> ferry.v1.StageFile
 	5,  // 12: ferry.v1.ListJobsResponse.jobs:type_name -> ferry.v1.Job
-	22, // 13: ferry.v1.Identity.spec:type_name -> ferry.v1.IdentitySpec
-	21, // 14: ferry.v1.Identity.host_keys:type_name -> ferry.v1.HostKey
-	63, // 15: ferry.v1.Identity.created_at:type_name -> google.protobuf.Timestamp
-	63, // 16: ferry.v1.Identity.updated_at:type_name -> google.protobuf.Timestamp
-	24, // 17: ferry.v1.Identity.members:type_name -> ferry.v1.MemberStatus
-	63, // 18: ferry.v1.Credential.added_at:type_name -> google.protobuf.Timestamp
-	63, // 19: ferry.v1.Credential.updated_at:type_name -> google.protobuf.Timestamp
-	63, // 20: ferry.v1.Credential.last_ok:type_name -> google.protobuf.Timestamp
-	63, // 21: ferry.v1.Credential.certificate_expires:type_name -> google.protobuf.Timestamp
-	63, // 22: ferry.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	23, // 23: ferry.v1.ListIdentitiesResponse.identities:type_name -> ferry.v1.Identity
-	23, // 24: ferry.v1.GetIdentityResponse.identity:type_name -> ferry.v1.Identity
-	21, // 25: ferry.v1.ScanHostKeyResponse.keys:type_name -> ferry.v1.HostKey
-	22, // 26: ferry.v1.CreateIdentityRequest.spec:type_name -> ferry.v1.IdentitySpec
-	23, // 27: ferry.v1.CreateIdentityResponse.identity:type_name -> ferry.v1.Identity
-	22, // 28: ferry.v1.EditIdentityRequest.spec:type_name -> ferry.v1.IdentitySpec
-	23, // 29: ferry.v1.EditIdentityResponse.identity:type_name -> ferry.v1.Identity
-	26, // 30: ferry.v1.TestIdentityResponse.checks:type_name -> ferry.v1.Check
-	20, // 31: ferry.v1.ListMembersResponse.members:type_name -> ferry.v1.Member
-	20, // 32: ferry.v1.AddMemberRequest.member:type_name -> ferry.v1.Member
-	25, // 33: ferry.v1.SetCredentialResponse.credential:type_name -> ferry.v1.Credential
-	25, // 34: ferry.v1.ListCredentialsResponse.credentials:type_name -> ferry.v1.Credential
-	63, // 35: ferry.v1.AuditRequest.since:type_name -> google.protobuf.Timestamp
-	63, // 36: ferry.v1.AuditRequest.until:type_name -> google.protobuf.Timestamp
-	27, // 37: ferry.v1.AuditResponse.events:type_name -> ferry.v1.AuditEvent
-	28, // 38: ferry.v1.PoolsResponse.pools:type_name -> ferry.v1.PoolStats
-	0,  // 39: ferry.v1.Ferry.Info:input_type -> ferry.v1.InfoRequest
-	3,  // 40: ferry.v1.Ferry.Submit:input_type -> ferry.v1.SubmitRequest
-	6,  // 41: ferry.v1.Ferry.Status:input_type -> ferry.v1.StatusRequest
-	8,  // 42: ferry.v1.Ferry.Watch:input_type -> ferry.v1.WatchRequest
-	10, // 43: ferry.v1.Ferry.Cancel:input_type -> ferry.v1.CancelRequest
-	14, // 44: ferry.v1.Ferry.StageIn:input_type -> ferry.v1.StageInRequest
-	16, // 45: ferry.v1.Ferry.StageOut:input_type -> ferry.v1.StageOutRequest
-	18, // 46: ferry.v1.Ferry.ListJobs:input_type -> ferry.v1.ListJobsRequest
-	29, // 47: ferry.v1.FerryAdmin.ListIdentities:input_type -> ferry.v1.ListIdentitiesRequest
-	31, // 48: ferry.v1.FerryAdmin.GetIdentity:input_type -> ferry.v1.GetIdentityRequest
-	33, // 49: ferry.v1.FerryAdmin.ScanHostKey:input_type -> ferry.v1.ScanHostKeyRequest
-	35, // 50: ferry.v1.FerryAdmin.CreateIdentity:input_type -> ferry.v1.CreateIdentityRequest
-	37, // 51: ferry.v1.FerryAdmin.EditIdentity:input_type -> ferry.v1.EditIdentityRequest
-	39, // 52: ferry.v1.FerryAdmin.DeleteIdentity:input_type -> ferry.v1.DeleteIdentityRequest
-	41, // 53: ferry.v1.FerryAdmin.TestIdentity:input_type -> ferry.v1.TestIdentityRequest
-	43, // 54: ferry.v1.FerryAdmin.ListMembers:input_type -> ferry.v1.ListMembersRequest
-	45, // 55: ferry.v1.FerryAdmin.AddMember:input_type -> ferry.v1.AddMemberRequest
-	47, // 56: ferry.v1.FerryAdmin.RemoveMember:input_type -> ferry.v1.RemoveMemberRequest
-	49, // 57: ferry.v1.FerryAdmin.SetCredential:input_type -> ferry.v1.SetCredentialRequest
-	51, // 58: ferry.v1.FerryAdmin.DeleteCredential:input_type -> ferry.v1.DeleteCredentialRequest
-	53, // 59: ferry.v1.FerryAdmin.ListCredentials:input_type -> ferry.v1.ListCredentialsRequest
-	55, // 60: ferry.v1.FerryAdmin.RotateKeys:input_type -> ferry.v1.RotateKeysRequest
-	57, // 61: ferry.v1.FerryAdmin.Audit:input_type -> ferry.v1.AuditRequest
-	59, // 62: ferry.v1.FerryAdmin.Pools:input_type -> ferry.v1.PoolsRequest
-	1,  // 63: ferry.v1.Ferry.Info:output_type -> ferry.v1.InfoResponse
-	4,  // 64: ferry.v1.Ferry.Submit:output_type -> ferry.v1.SubmitResponse
-	7,  // 65: ferry.v1.Ferry.Status:output_type -> ferry.v1.StatusResponse
-	9,  // 66: ferry.v1.Ferry.Watch:output_type -> ferry.v1.JobEvent
-	11, // 67: ferry.v1.Ferry.Cancel:output_type -> ferry.v1.CancelResponse
-	15, // 68: ferry.v1.Ferry.StageIn:output_type -> ferry.v1.StageInResponse
-	17, // 69: ferry.v1.Ferry.StageOut:output_type -> ferry.v1.StageOutResponse
-	19, // 70: ferry.v1.Ferry.ListJobs:output_type -> ferry.v1.ListJobsResponse
-	30, // 71: ferry.v1.FerryAdmin.ListIdentities:output_type -> ferry.v1.ListIdentitiesResponse
-	32, // 72: ferry.v1.FerryAdmin.GetIdentity:output_type -> ferry.v1.GetIdentityResponse
-	34, // 73: ferry.v1.FerryAdmin.ScanHostKey:output_type -> ferry.v1.ScanHostKeyResponse
-	36, // 74: ferry.v1.FerryAdmin.CreateIdentity:output_type -> ferry.v1.CreateIdentityResponse
-	38, // 75: ferry.v1.FerryAdmin.EditIdentity:output_type -> ferry.v1.EditIdentityResponse
-	40, // 76: ferry.v1.FerryAdmin.DeleteIdentity:output_type -> ferry.v1.DeleteIdentityResponse
-	42, // 77: ferry.v1.FerryAdmin.TestIdentity:output_type -> ferry.v1.TestIdentityResponse
-	44, // 78: ferry.v1.FerryAdmin.ListMembers:output_type -> ferry.v1.ListMembersResponse
-	46, // 79: ferry.v1.FerryAdmin.AddMember:output_type -> ferry.v1.AddMemberResponse
-	48, // 80: ferry.v1.FerryAdmin.RemoveMember:output_type -> ferry.v1.RemoveMemberResponse
-	50, // 81: ferry.v1.FerryAdmin.SetCredential:output_type -> ferry.v1.SetCredentialResponse
-	52, // 82: ferry.v1.FerryAdmin.DeleteCredential:output_type -> ferry.v1.DeleteCredentialResponse
-	54, // 83: ferry.v1.FerryAdmin.ListCredentials:output_type -> ferry.v1.ListCredentialsResponse
-	56, // 84: ferry.v1.FerryAdmin.RotateKeys:output_type -> ferry.v1.RotateKeysResponse
-	58, // 85: ferry.v1.FerryAdmin.Audit:output_type -> ferry.v1.AuditResponse
-	60, // 86: ferry.v1.FerryAdmin.Pools:output_type -> ferry.v1.PoolsResponse
-	63, // [63:87] is the sub-list for method output_type
-	39, // [39:63] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	67, // 13: ferry.v1.InviteResponse.expires:type_name -> google.protobuf.Timestamp
+	26, // 14: ferry.v1.Identity.spec:type_name -> ferry.v1.IdentitySpec
+	25, // 15: ferry.v1.Identity.host_keys:type_name -> ferry.v1.HostKey
+	67, // 16: ferry.v1.Identity.created_at:type_name -> google.protobuf.Timestamp
+	67, // 17: ferry.v1.Identity.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 18: ferry.v1.Identity.members:type_name -> ferry.v1.MemberStatus
+	67, // 19: ferry.v1.Credential.added_at:type_name -> google.protobuf.Timestamp
+	67, // 20: ferry.v1.Credential.updated_at:type_name -> google.protobuf.Timestamp
+	67, // 21: ferry.v1.Credential.last_ok:type_name -> google.protobuf.Timestamp
+	67, // 22: ferry.v1.Credential.certificate_expires:type_name -> google.protobuf.Timestamp
+	67, // 23: ferry.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	27, // 24: ferry.v1.ListIdentitiesResponse.identities:type_name -> ferry.v1.Identity
+	27, // 25: ferry.v1.GetIdentityResponse.identity:type_name -> ferry.v1.Identity
+	25, // 26: ferry.v1.ScanHostKeyResponse.keys:type_name -> ferry.v1.HostKey
+	26, // 27: ferry.v1.CreateIdentityRequest.spec:type_name -> ferry.v1.IdentitySpec
+	27, // 28: ferry.v1.CreateIdentityResponse.identity:type_name -> ferry.v1.Identity
+	26, // 29: ferry.v1.EditIdentityRequest.spec:type_name -> ferry.v1.IdentitySpec
+	27, // 30: ferry.v1.EditIdentityResponse.identity:type_name -> ferry.v1.Identity
+	30, // 31: ferry.v1.TestIdentityResponse.checks:type_name -> ferry.v1.Check
+	24, // 32: ferry.v1.ListMembersResponse.members:type_name -> ferry.v1.Member
+	24, // 33: ferry.v1.AddMemberRequest.member:type_name -> ferry.v1.Member
+	29, // 34: ferry.v1.SetCredentialResponse.credential:type_name -> ferry.v1.Credential
+	29, // 35: ferry.v1.ListCredentialsResponse.credentials:type_name -> ferry.v1.Credential
+	67, // 36: ferry.v1.AuditRequest.since:type_name -> google.protobuf.Timestamp
+	67, // 37: ferry.v1.AuditRequest.until:type_name -> google.protobuf.Timestamp
+	31, // 38: ferry.v1.AuditResponse.events:type_name -> ferry.v1.AuditEvent
+	32, // 39: ferry.v1.PoolsResponse.pools:type_name -> ferry.v1.PoolStats
+	0,  // 40: ferry.v1.Ferry.Info:input_type -> ferry.v1.InfoRequest
+	3,  // 41: ferry.v1.Ferry.Submit:input_type -> ferry.v1.SubmitRequest
+	6,  // 42: ferry.v1.Ferry.Status:input_type -> ferry.v1.StatusRequest
+	8,  // 43: ferry.v1.Ferry.Watch:input_type -> ferry.v1.WatchRequest
+	10, // 44: ferry.v1.Ferry.Cancel:input_type -> ferry.v1.CancelRequest
+	14, // 45: ferry.v1.Ferry.StageIn:input_type -> ferry.v1.StageInRequest
+	16, // 46: ferry.v1.Ferry.StageOut:input_type -> ferry.v1.StageOutRequest
+	18, // 47: ferry.v1.Ferry.ListJobs:input_type -> ferry.v1.ListJobsRequest
+	33, // 48: ferry.v1.FerryAdmin.ListIdentities:input_type -> ferry.v1.ListIdentitiesRequest
+	35, // 49: ferry.v1.FerryAdmin.GetIdentity:input_type -> ferry.v1.GetIdentityRequest
+	37, // 50: ferry.v1.FerryAdmin.ScanHostKey:input_type -> ferry.v1.ScanHostKeyRequest
+	39, // 51: ferry.v1.FerryAdmin.CreateIdentity:input_type -> ferry.v1.CreateIdentityRequest
+	41, // 52: ferry.v1.FerryAdmin.EditIdentity:input_type -> ferry.v1.EditIdentityRequest
+	43, // 53: ferry.v1.FerryAdmin.DeleteIdentity:input_type -> ferry.v1.DeleteIdentityRequest
+	45, // 54: ferry.v1.FerryAdmin.TestIdentity:input_type -> ferry.v1.TestIdentityRequest
+	47, // 55: ferry.v1.FerryAdmin.ListMembers:input_type -> ferry.v1.ListMembersRequest
+	49, // 56: ferry.v1.FerryAdmin.AddMember:input_type -> ferry.v1.AddMemberRequest
+	51, // 57: ferry.v1.FerryAdmin.RemoveMember:input_type -> ferry.v1.RemoveMemberRequest
+	53, // 58: ferry.v1.FerryAdmin.SetCredential:input_type -> ferry.v1.SetCredentialRequest
+	55, // 59: ferry.v1.FerryAdmin.DeleteCredential:input_type -> ferry.v1.DeleteCredentialRequest
+	57, // 60: ferry.v1.FerryAdmin.ListCredentials:input_type -> ferry.v1.ListCredentialsRequest
+	59, // 61: ferry.v1.FerryAdmin.RotateKeys:input_type -> ferry.v1.RotateKeysRequest
+	61, // 62: ferry.v1.FerryAdmin.Audit:input_type -> ferry.v1.AuditRequest
+	63, // 63: ferry.v1.FerryAdmin.Pools:input_type -> ferry.v1.PoolsRequest
+	20, // 64: ferry.v1.FerryAdmin.SetPassword:input_type -> ferry.v1.SetPasswordRequest
+	22, // 65: ferry.v1.FerryAdmin.Invite:input_type -> ferry.v1.InviteRequest
+	1,  // 66: ferry.v1.Ferry.Info:output_type -> ferry.v1.InfoResponse
+	4,  // 67: ferry.v1.Ferry.Submit:output_type -> ferry.v1.SubmitResponse
+	7,  // 68: ferry.v1.Ferry.Status:output_type -> ferry.v1.StatusResponse
+	9,  // 69: ferry.v1.Ferry.Watch:output_type -> ferry.v1.JobEvent
+	11, // 70: ferry.v1.Ferry.Cancel:output_type -> ferry.v1.CancelResponse
+	15, // 71: ferry.v1.Ferry.StageIn:output_type -> ferry.v1.StageInResponse
+	17, // 72: ferry.v1.Ferry.StageOut:output_type -> ferry.v1.StageOutResponse
+	19, // 73: ferry.v1.Ferry.ListJobs:output_type -> ferry.v1.ListJobsResponse
+	34, // 74: ferry.v1.FerryAdmin.ListIdentities:output_type -> ferry.v1.ListIdentitiesResponse
+	36, // 75: ferry.v1.FerryAdmin.GetIdentity:output_type -> ferry.v1.GetIdentityResponse
+	38, // 76: ferry.v1.FerryAdmin.ScanHostKey:output_type -> ferry.v1.ScanHostKeyResponse
+	40, // 77: ferry.v1.FerryAdmin.CreateIdentity:output_type -> ferry.v1.CreateIdentityResponse
+	42, // 78: ferry.v1.FerryAdmin.EditIdentity:output_type -> ferry.v1.EditIdentityResponse
+	44, // 79: ferry.v1.FerryAdmin.DeleteIdentity:output_type -> ferry.v1.DeleteIdentityResponse
+	46, // 80: ferry.v1.FerryAdmin.TestIdentity:output_type -> ferry.v1.TestIdentityResponse
+	48, // 81: ferry.v1.FerryAdmin.ListMembers:output_type -> ferry.v1.ListMembersResponse
+	50, // 82: ferry.v1.FerryAdmin.AddMember:output_type -> ferry.v1.AddMemberResponse
+	52, // 83: ferry.v1.FerryAdmin.RemoveMember:output_type -> ferry.v1.RemoveMemberResponse
+	54, // 84: ferry.v1.FerryAdmin.SetCredential:output_type -> ferry.v1.SetCredentialResponse
+	56, // 85: ferry.v1.FerryAdmin.DeleteCredential:output_type -> ferry.v1.DeleteCredentialResponse
+	58, // 86: ferry.v1.FerryAdmin.ListCredentials:output_type -> ferry.v1.ListCredentialsResponse
+	60, // 87: ferry.v1.FerryAdmin.RotateKeys:output_type -> ferry.v1.RotateKeysResponse
+	62, // 88: ferry.v1.FerryAdmin.Audit:output_type -> ferry.v1.AuditResponse
+	64, // 89: ferry.v1.FerryAdmin.Pools:output_type -> ferry.v1.PoolsResponse
+	21, // 90: ferry.v1.FerryAdmin.SetPassword:output_type -> ferry.v1.SetPasswordResponse
+	23, // 91: ferry.v1.FerryAdmin.Invite:output_type -> ferry.v1.InviteResponse
+	66, // [66:92] is the sub-list for method output_type
+	40, // [40:66] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_ferry_proto_init() }
@@ -4348,7 +4568,7 @@ func file_ferry_v1_ferry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_ferry_proto_rawDesc), len(file_ferry_v1_ferry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   62,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -500,6 +500,8 @@ const (
 	FerryAdmin_RotateKeys_FullMethodName       = "/ferry.v1.FerryAdmin/RotateKeys"
 	FerryAdmin_Audit_FullMethodName            = "/ferry.v1.FerryAdmin/Audit"
 	FerryAdmin_Pools_FullMethodName            = "/ferry.v1.FerryAdmin/Pools"
+	FerryAdmin_SetPassword_FullMethodName      = "/ferry.v1.FerryAdmin/SetPassword"
+	FerryAdmin_Invite_FullMethodName           = "/ferry.v1.FerryAdmin/Invite"
 )
 
 // FerryAdminClient is the client API for FerryAdmin service.
@@ -568,6 +570,15 @@ type FerryAdminClient interface {
 	// Pools returns statistics of the agent's SSH pools, one per identity and member: for owners all
 	// of them, for members their own. Read-only; answered from memory.
 	Pools(ctx context.Context, in *PoolsRequest, opts ...grpc.CallOption) (*PoolsResponse, error)
+	// SetPassword sets a member's web console password (owners for anyone, an initial password for
+	// example; members their own). It is hashed with argon2id; it is never returned or logged. It
+	// ends the member's web sessions. Fails with INVALID_ARGUMENT for a password shorter than 12 or
+	// longer than 256 characters. Safe to retry.
+	SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*SetPasswordResponse, error)
+	// Invite creates a one-time invitation link for a member to set their own web password (owners
+	// only). The link is usable once, until it expires (web.invite_ttl); it is only in this answer.
+	// Retrying creates another link.
+	Invite(ctx context.Context, in *InviteRequest, opts ...grpc.CallOption) (*InviteResponse, error)
 }
 
 type ferryAdminClient struct {
@@ -738,6 +749,26 @@ func (c *ferryAdminClient) Pools(ctx context.Context, in *PoolsRequest, opts ...
 	return out, nil
 }
 
+func (c *ferryAdminClient) SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*SetPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPasswordResponse)
+	err := c.cc.Invoke(ctx, FerryAdmin_SetPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ferryAdminClient) Invite(ctx context.Context, in *InviteRequest, opts ...grpc.CallOption) (*InviteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InviteResponse)
+	err := c.cc.Invoke(ctx, FerryAdmin_Invite_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FerryAdminServer is the server API for FerryAdmin service.
 // All implementations must embed UnimplementedFerryAdminServer
 // for forward compatibility.
@@ -804,6 +835,15 @@ type FerryAdminServer interface {
 	// Pools returns statistics of the agent's SSH pools, one per identity and member: for owners all
 	// of them, for members their own. Read-only; answered from memory.
 	Pools(context.Context, *PoolsRequest) (*PoolsResponse, error)
+	// SetPassword sets a member's web console password (owners for anyone, an initial password for
+	// example; members their own). It is hashed with argon2id; it is never returned or logged. It
+	// ends the member's web sessions. Fails with INVALID_ARGUMENT for a password shorter than 12 or
+	// longer than 256 characters. Safe to retry.
+	SetPassword(context.Context, *SetPasswordRequest) (*SetPasswordResponse, error)
+	// Invite creates a one-time invitation link for a member to set their own web password (owners
+	// only). The link is usable once, until it expires (web.invite_ttl); it is only in this answer.
+	// Retrying creates another link.
+	Invite(context.Context, *InviteRequest) (*InviteResponse, error)
 	mustEmbedUnimplementedFerryAdminServer()
 }
 
@@ -861,6 +901,12 @@ func (UnimplementedFerryAdminServer) Audit(context.Context, *AuditRequest) (*Aud
 }
 func (UnimplementedFerryAdminServer) Pools(context.Context, *PoolsRequest) (*PoolsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Pools not implemented")
+}
+func (UnimplementedFerryAdminServer) SetPassword(context.Context, *SetPasswordRequest) (*SetPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPassword not implemented")
+}
+func (UnimplementedFerryAdminServer) Invite(context.Context, *InviteRequest) (*InviteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Invite not implemented")
 }
 func (UnimplementedFerryAdminServer) mustEmbedUnimplementedFerryAdminServer() {}
 func (UnimplementedFerryAdminServer) testEmbeddedByValue()                    {}
@@ -1171,6 +1217,42 @@ func _FerryAdmin_Pools_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FerryAdmin_SetPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FerryAdminServer).SetPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FerryAdmin_SetPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FerryAdminServer).SetPassword(ctx, req.(*SetPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FerryAdmin_Invite_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InviteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FerryAdminServer).Invite(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FerryAdmin_Invite_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FerryAdminServer).Invite(ctx, req.(*InviteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FerryAdmin_ServiceDesc is the grpc.ServiceDesc for FerryAdmin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1241,6 +1323,14 @@ var FerryAdmin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Pools",
 			Handler:    _FerryAdmin_Pools_Handler,
+		},
+		{
+			MethodName: "SetPassword",
+			Handler:    _FerryAdmin_SetPassword_Handler,
+		},
+		{
+			MethodName: "Invite",
+			Handler:    _FerryAdmin_Invite_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
