@@ -19,6 +19,7 @@ import (
 	"github.com/ferryhpc/ferry/internal/agent"
 	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/internal/logging"
+	"github.com/ferryhpc/ferry/internal/web"
 	"github.com/ferryhpc/ferry/plugin"
 	"github.com/ferryhpc/ferry/scheduler/schedulers"
 )
@@ -76,7 +77,43 @@ func cmdAgent(args []string) error {
 		defer srv.Close()
 	}
 	logger := plugin.NewLogger(hclogLevel(cfg.Agent.LogLevel))
+	if cfg.Web.Listen != "" {
+		ctx2, cancel := context.WithCancel(ctx)
+		defer cancel()
+		webDone, err := serveWeb(ctx2, cfg, a)
+		if err != nil {
+			return err
+		}
+		defer func() { cancel(); <-webDone }()
+	}
 	return serveAgent(ctx, a, logger, reattachPath(cfg), cfg.Agent.Socket)
+}
+
+// serveWeb starts the web front door ([web]) in the background until ctx ends. It fails at once
+// if the address cannot be listened on or the certificate cannot be loaded or made.
+func serveWeb(ctx context.Context, cfg config.Config, a *agent.Agent) (<-chan struct{}, error) {
+	log := logging.New(os.Stderr, cfg.Agent.LogLevel)
+	srv, err := web.New(cfg, a, log)
+	if err != nil {
+		return nil, err
+	}
+	tlsConf, err := web.TLSConfig(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Web.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("web: listen on %s: %w", cfg.Web.Listen, err)
+	}
+	log.Info().Str("listen", ln.Addr().String()).Str("url", srv.URL()).Bool("tls", tlsConf != nil).Msg("web console and API")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ctx, ln, tlsConf); err != nil {
+			log.Error().Err(err).Msg("web front door stopped")
+		}
+	}()
+	return done, nil
 }
 
 // serveAgent serves a to launchers (ServeDaemon, through reattachFile) and, unless socket is empty,

@@ -104,7 +104,8 @@ func (reg *Registry) sessionView(rec store.Session) Session {
 
 // Session returns the session of a cookie value, or ErrUnauthenticated if it is unknown, idle
 // longer than web.session_idle, older than web.session_max, or its member is gone (then it is
-// deleted). A request refreshes its idle time (written at most once a minute).
+// deleted). A request refreshes its idle time (written at most once a minute, or a tenth of
+// web.session_idle if that is shorter).
 func (reg *Registry) Session(cookie string) (Session, error) {
 	if cookie == "" {
 		return Session{}, ErrUnauthenticated
@@ -122,7 +123,7 @@ func (reg *Registry) Session(cookie string) (Session, error) {
 		_ = reg.store.DeleteSession(id)
 		return Session{}, ErrUnauthenticated
 	}
-	if now.Sub(rec.LastSeen) > time.Minute {
+	if now.Sub(rec.LastSeen) > min(time.Minute, reg.cfg.Web.SessionIdle.Duration/10) {
 		rec.LastSeen = now
 		if err := reg.store.PutSession(rec); err != nil {
 			reg.log.Error().Err(err).Msg("refresh web session")
