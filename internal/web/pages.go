@@ -48,7 +48,7 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"join": strings.Join,
+	"join":  strings.Join,
 	"deref": func(b *bool) bool { return b != nil && *b },
 	"jobTable": func(jobs []jobJSON, identity, csrf, back string) jobTableData {
 		return jobTableData{Jobs: jobs, Identity: identity, CSRF: csrf, Back: back, Live: "true"}
@@ -58,7 +58,7 @@ var funcs = template.FuncMap{
 // jobTableData is what the shared "jobtable" template gets: the rows, the identity the live
 // updates are for ("" for all the caller may see) and where a cancel returns to.
 type jobTableData struct {
-	Jobs                         []jobJSON
+	Jobs                       []jobJSON
 	Identity, CSRF, Back, Live string
 }
 
