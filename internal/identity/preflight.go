@@ -94,7 +94,12 @@ func (reg *Registry) TestIdentity(ctx context.Context, name, member string) ([]c
 		case err != nil || code == 127:
 			add(m, "default ACL", false, "getfacl is not installed on the login node", "apt-get install acl   # or your distribution's acl package; then: setfacl -Rdm g::rwX "+rec.WorkDir)
 		default:
-			add(m, "default ACL", strings.Contains(acl, "default:group::rwx"), "no default:group::rwx entry", fmt.Sprintf("setfacl -Rdm g::rwX %s", rec.WorkDir))
+			hasACL := strings.Contains(acl, "default:group::rwx")
+			detail := "no default:group::rwx entry"
+			if hasACL {
+				detail = "default:group::rwx is set"
+			}
+			add(m, "default ACL", hasACL, detail, fmt.Sprintf("setfacl -Rdm g::rwX %s", rec.WorkDir))
 		}
 	}
 	if len(loggedIn) > 0 {
@@ -137,6 +142,9 @@ func (reg *Registry) groupWriteCheck(ctx context.Context, id *identity, members 
 		res, err := run.Run(ctx, scheduler.Command{Argv: []string{"stat", "-c", "%G %a", abs}})
 		st := strings.TrimSpace(string(res.Stdout))
 		ok := err == nil && strings.HasPrefix(st, rec.Group+" ") && len(st) >= 2 && strings.ContainsAny(st[len(st)-2:len(st)-1], "67")
+		if ok {
+			fix = ""
+		}
 		return []contract.Check{{Member: creator, Name: "group write", OK: ok,
 			Detail: "created file is " + st + " (only one member has a credential: another member's write was not tried)", Fix: fix}}
 	}
@@ -161,6 +169,9 @@ func (reg *Registry) groupWriteCheck(ctx context.Context, id *identity, members 
 	detail := fmt.Sprintf("%s created %s; %s appended to it", creator, rel, other)
 	if !ok {
 		detail = fmt.Sprintf("%s created %s; %s could not write it: %v", creator, rel, other, err)
+	}
+	if ok {
+		fix = ""
 	}
 	return []contract.Check{{Member: other, Name: "group write", OK: ok, Detail: detail, Fix: fix}}
 }

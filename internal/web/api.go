@@ -206,7 +206,7 @@ func (b identityBody) apply(spec *contract.IdentitySpec) {
 type userJSON struct {
 	Member      string     `json:"member"`
 	Role        string     `json:"role"`
-	Status      string     `json:"status"` // missing, added, verified, failing, held
+	Status      string     `json:"status"` // "missing credentials", added, verified, failing, held
 	Username    string     `json:"username,omitempty"`
 	KeyType     string     `json:"key_type,omitempty"`
 	Fingerprint string     `json:"fingerprint,omitempty"`

@@ -463,7 +463,7 @@ func (s *Server) credentialData(r *http.Request) (credentialData, error) {
 				return credentialData{}, err
 			}
 			d := credentialData{Identity: name, Member: member, Username: u.Username}
-			if u.Status != "missing" {
+			if u.Status != contract.CredMissing {
 				uc := u
 				d.Existing = &uc
 			}

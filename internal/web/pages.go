@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ferryhpc/ferry/plugin/contract"
 )
 
 //go:embed templates/*.html
@@ -49,6 +51,7 @@ var funcs = template.FuncMap{
 		return s
 	},
 	"join":  strings.Join,
+	"split": strings.Fields,
 	"deref": func(b *bool) bool { return b != nil && *b },
 	"jobTable": func(jobs []jobJSON, identity, csrf, back string) jobTableData {
 		return jobTableData{Jobs: jobs, Identity: identity, CSRF: csrf, Back: back, Live: "true"}
@@ -65,15 +68,15 @@ type jobTableData struct {
 // statusLabel is how a credential status reads on the Users tab.
 func statusLabel(s string) string {
 	switch s {
-	case "missing":
+	case contract.CredMissing:
 		return "Missing credentials"
-	case "added":
+	case contract.CredAdded:
 		return "Added"
-	case "verified":
+	case contract.CredVerified:
 		return "Verified"
-	case "failing":
+	case contract.CredFailing:
 		return "Failing"
-	case "held":
+	case contract.CredHeld:
 		return "Held"
 	}
 	return s
