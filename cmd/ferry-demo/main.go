@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
+	"golang.org/x/term"
 
 	"github.com/ferryhpc/ferry/internal/testcluster"
 	"github.com/ferryhpc/ferry/plugin"
@@ -33,8 +36,10 @@ func main() {
 	ferryBin := flag.String("ferry", "bin/ferry", "ferry binary")
 	stateDir := flag.String("state", "/var/lib/ferry-demo", "agent state dir for the demo")
 	users := flag.String("users", "alice,bob,carol", "users to run tasks as")
+	webAddr := flag.String("web", "127.0.0.1:8080", "address of the web console (plain HTTP on loopback); empty: no console")
+	keep := flag.Bool("keep", term.IsTerminal(int(os.Stdin.Fd())), "keep the agent and its console running after the tasks, until Ctrl-C (default: when run from a terminal)")
 	flag.Parse()
-	if err := run(*clusterFile, *ferryBin, *stateDir, strings.Split(*users, ",")); err != nil {
+	if err := run(*clusterFile, *ferryBin, *stateDir, *webAddr, *keep, strings.Split(*users, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "ferry-demo:", err)
 		os.Exit(1)
 	}
@@ -50,7 +55,7 @@ type task struct {
 	job    plugin.Job
 }
 
-func run(clusterFile, ferryBin, stateDir string, users []string) error {
+func run(clusterFile, ferryBin, stateDir, webAddr string, keep bool, users []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	b, err := os.ReadFile(clusterFile)
@@ -61,7 +66,7 @@ func run(clusterFile, ferryBin, stateDir string, users []string) error {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return err
 	}
-	cfgPath, reattach, err := writeConfig(&c, stateDir)
+	cfgPath, reattach, err := writeConfig(&c, stateDir, webAddr)
 	if err != nil {
 		return err
 	}
@@ -97,6 +102,16 @@ func run(clusterFile, ferryBin, stateDir string, users []string) error {
 	}
 	defer cl.Close()
 	svc := cl.Service()
+	if webAddr != "" {
+		// The launcher holds the plugin channel and acts with owner rights: it gives the demo owner
+		// a fresh password for the console.
+		pw := randomPassword()
+		if err := cl.Admin().SetPassword(ctx, demoOwner, []byte(pw)); err != nil {
+			return fmt.Errorf("set the demo owner's console password: %w", err)
+		}
+		fmt.Printf("web console: http://%s/  sign in as %q with password %q\n", webAddr, demoOwner, pw)
+		fmt.Printf("REST API:    http://%s/api/v1/openapi.json (create a token on the console's Tokens page)\n", webAddr)
+	}
 
 	runID := time.Now().Format("20060102-150405")
 	var tasks []*task
@@ -201,6 +216,12 @@ func run(clusterFile, ferryBin, stateDir string, users []string) error {
 		return err
 	}
 
+	defer func() {
+		if keep && webAddr != "" {
+			fmt.Printf("\nThe agent and its console stay up at http://%s/ until you press Ctrl-C.\n", webAddr)
+			<-ctx.Done()
+		}
+	}()
 	fmt.Println()
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tUSER\tJOB ID\tFINAL STATE\tEXIT\tRUN AS (scheduler)\toutput.txt")
@@ -235,7 +256,17 @@ func fileInfo(path string) string {
 	return fmt.Sprintf("%s:%s %s", owner, group, fi.Mode().Perm())
 }
 
-func writeConfig(c *testcluster.Cluster, stateDir string) (string, string, error) {
+// demoOwner is the organisation owner the demo creates, for the web console.
+const demoOwner = "owner"
+
+// randomPassword returns a 20-character password for the demo owner.
+func randomPassword() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func writeConfig(c *testcluster.Cluster, stateDir, webAddr string) (string, string, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return "", "", err
 	}
@@ -254,9 +285,16 @@ func writeConfig(c *testcluster.Cluster, stateDir string) (string, string, error
 		}
 	}
 	reattach := filepath.Join(stateDir, "agent.json")
+	web := ""
+	if webAddr != "" {
+		web = fmt.Sprintf("[web]\nlisten = %q\nplain_http = true\n", webAddr)
+	}
 	text := fmt.Sprintf(`# Written by ferry-demo for the local test cluster.
 [agent]
 state_dir = %q
+%s[[member]]
+name = %q
+role = "owner"
 [poll]
 interval = "1s"
 exit_code_grace = "10s"
@@ -268,7 +306,7 @@ port = %d
 known_hosts = %q
 work_dir = %q
 group = %q
-%s`, stateDir, c.Scheduler, c.Host, c.Port, c.KnownHosts, c.WorkDir, c.Group, creds.String())
+%s`, stateDir, web, demoOwner, c.Scheduler, c.Host, c.Port, c.KnownHosts, c.WorkDir, c.Group, creds.String())
 	path := filepath.Join(stateDir, "ferry.toml")
 	return path, reattach, os.WriteFile(path, []byte(text), 0o600)
 }

@@ -19,6 +19,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	require.Equal(t, d.Pool, c.Pool)
 	require.Equal(t, d.Poll, c.Poll)
 	require.Equal(t, d.Stage, c.Stage)
+	require.Equal(t, d.Web, c.Web)
 	require.Len(t, c.Identities, 1)
 	require.Equal(t, 22, c.Identities[0].Port)
 }
@@ -92,6 +93,12 @@ func TestRepoTestdataConfigs(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, c.Identities, 1)
 	require.Equal(t, Default().Pool, c.Pool, "what the file leaves out takes its default")
+
+	w, err := Load("../../testdata/config/web.toml")
+	require.NoError(t, err)
+	require.Equal(t, "https://ferry.example.org", w.WebURL(), "the public URL, without its trailing slash")
+	w.Web.PublicURL = ""
+	require.Equal(t, "http://127.0.0.1:8443", w.WebURL(), "derived from listen and plain_http")
 
 	files, err := filepath.Glob("../../testdata/config/invalid/*.toml")
 	require.NoError(t, err)

@@ -21,7 +21,7 @@ func (reg *Registry) Audit(ctx context.Context, f contract.AuditFilter) ([]contr
 		if !p.Sees(e.Actor) && !p.Sees(e.Subject) {
 			return nil
 		}
-		out = append(out, contract.AuditEvent{Time: e.Time, Actor: e.Actor, Via: e.Via, Action: e.Action, Identity: e.Identity,
+		out = append(out, contract.AuditEvent{Time: e.Time, Actor: e.Actor, Via: e.Via, Remote: e.Remote, Action: e.Action, Identity: e.Identity,
 			Subject: e.Subject, Target: e.Target, Outcome: e.Outcome, Detail: e.Detail})
 		return nil
 	})

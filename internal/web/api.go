@@ -295,6 +295,7 @@ type auditJSON struct {
 	Time     time.Time `json:"time"`
 	Actor    string    `json:"actor"`
 	Via      string    `json:"via"`
+	Remote   string    `json:"remote,omitempty"`
 	Action   string    `json:"action"`
 	Identity string    `json:"identity,omitempty"`
 	Subject  string    `json:"subject,omitempty"`
@@ -751,7 +752,7 @@ func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]auditJSON, 0, len(evs))
 	for _, e := range evs {
-		out = append(out, auditJSON{Time: e.Time, Actor: e.Actor, Via: e.Via, Action: e.Action, Identity: e.Identity,
+		out = append(out, auditJSON{Time: e.Time, Actor: e.Actor, Via: e.Via, Remote: e.Remote, Action: e.Action, Identity: e.Identity,
 			Subject: e.Subject, Target: e.Target, Outcome: e.Outcome, Detail: e.Detail})
 	}
 	sort.SliceStable(out, func(i, k int) bool { return out[i].Time.After(out[k].Time) })

@@ -223,6 +223,7 @@ func TestAPIPermissionMatrix(t *testing.T) {
 	for _, e := range events {
 		if e.Via == "api" {
 			viaAPI++
+			require.Equal(t, "127.0.0.1", e.Remote, "the caller's address is recorded")
 		}
 	}
 	require.Positive(t, viaAPI, "alice's refused API calls are audited via=api")

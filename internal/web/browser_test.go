@@ -179,7 +179,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#group"), c.Group),
 		chromedp.Click(chromedp.CSS("#scan")), chromedp.WaitVisible(chromedp.CSS("#scanned")))
 	hostKeyType := strings.Fields(c.KnownHosts)[1]
-	owner.do(chromedp.Click(chromedp.CSS(`input[name="trust"][value*="`+hostKeyType+`"]`)))
+	owner.do(chromedp.Click(chromedp.CSS(`input[name="trust"][value*="` + hostKeyType + `"]`)))
 	owner.shot("add-identity")
 	owner.do(chromedp.Click(chromedp.CSS("#create")), chromedp.WaitVisible(chromedp.CSS("#users")))
 	require.Contains(t, owner.text(`tr[data-member="alice"] .cred`), "Missing credentials")

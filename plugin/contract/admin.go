@@ -205,6 +205,7 @@ type AuditEvent struct {
 	Time     time.Time
 	Actor    string
 	Via      string
+	Remote   string // the caller's address on the web front door
 	Action   string
 	Identity string
 	Subject  string

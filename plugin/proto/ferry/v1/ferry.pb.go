@@ -2294,7 +2294,9 @@ type AuditEvent struct {
 	// outcome is "ok", "denied" or "error".
 	Outcome string `protobuf:"bytes,8,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// detail is more about the outcome (the error, what changed), never a secret.
-	Detail        string `protobuf:"bytes,9,opt,name=detail,proto3" json:"detail,omitempty"`
+	Detail string `protobuf:"bytes,9,opt,name=detail,proto3" json:"detail,omitempty"`
+	// remote is the caller's network address, for calls on the web front door (via web or api).
+	Remote        string `protobuf:"bytes,10,opt,name=remote,proto3" json:"remote,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2388,6 +2390,13 @@ func (x *AuditEvent) GetOutcome() string {
 func (x *AuditEvent) GetDetail() string {
 	if x != nil {
 		return x.Detail
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetRemote() string {
+	if x != nil {
+		return x.Remote
 	}
 	return ""
 }
@@ -4239,7 +4248,7 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x16\n" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\x12\x10\n" +
-	"\x03fix\x18\x05 \x01(\tR\x03fix\"\xfc\x01\n" +
+	"\x03fix\x18\x05 \x01(\tR\x03fix\"\x94\x02\n" +
 	"\n" +
 	"AuditEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
@@ -4250,7 +4259,9 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\asubject\x18\x06 \x01(\tR\asubject\x12\x16\n" +
 	"\x06target\x18\a \x01(\tR\x06target\x12\x18\n" +
 	"\aoutcome\x18\b \x01(\tR\aoutcome\x12\x16\n" +
-	"\x06detail\x18\t \x01(\tR\x06detail\"\x9d\x02\n" +
+	"\x06detail\x18\t \x01(\tR\x06detail\x12\x16\n" +
+	"\x06remote\x18\n" +
+	" \x01(\tR\x06remote\"\x9d\x02\n" +
 	"\tPoolStats\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12 \n" +
