@@ -244,7 +244,11 @@ func TestIntegrationCancel(t *testing.T) {
 	require.NoError(t, lc.s.CheckCancel(ids, r))
 	js := lc.await(t, "alice", id, 60*time.Second, final)
 	require.Equal(t, scheduler.StatusCancelled, js.Status)
-	require.Equal(t, "143\n", readTaskFile(t, dir, scheduler.ExitCodeFile), "the wrapper trapped scancel's TERM")
+	// scancel signals every process of the job: the wrapper's trap records 143, unless the task's
+	// own TERM trap (exit 9) finished first and the wrapper's wait returned its code before the
+	// wrapper's TERM arrived (CI saw 9 once on a loaded machine). Either way .exitcode is written.
+	code := readTaskFile(t, dir, scheduler.ExitCodeFile)
+	require.Contains(t, []string{"143\n", "9\n"}, code, "the wrapper recorded scancel's TERM or the task's own answer to it")
 
 	r = lc.run(t, "alice", lc.s.CancelCommand(append(ids, "99999999")))
 	require.NoError(t, lc.s.CheckCancel(ids, r), "cancelling a finished or unknown job is not an error (stderr %q)", r.Stderr)
