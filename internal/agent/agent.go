@@ -42,7 +42,7 @@ type Agent struct {
 
 	cfg   config.Config
 	log   zerolog.Logger
-	store *store.Store
+	store store.Store
 	pools *sshpool.Manager
 
 	ctx    context.Context

@@ -69,7 +69,7 @@ type Deps struct {
 type Registry struct {
 	cfg       config.Config
 	log       zerolog.Logger
-	store     *store.Store
+	store     store.Store
 	deps      Deps
 	stageOpts stage.Options
 	audit     *audit.Log
@@ -87,7 +87,7 @@ type Registry struct {
 // store from cfg's [[member]] and [[identity]] sections where it lacks them, and loads every
 // member, identity and credential. The store stays the caller's to close; Close closes the audit
 // log.
-func Open(cfg config.Config, log zerolog.Logger, st *store.Store, deps Deps) (*Registry, error) {
+func Open(cfg config.Config, log zerolog.Logger, st store.Store, deps Deps) (*Registry, error) {
 	fileMode, _ := config.ParseMode(cfg.Stage.FileMode)
 	dirMode, _ := config.ParseMode(cfg.Stage.DirMode)
 	reg := &Registry{

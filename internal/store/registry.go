@@ -66,7 +66,7 @@ type Credential struct {
 
 func credKey(identity, member string) []byte { return []byte(identity + "\x00" + member) }
 
-func (s *Store) put(bucket, key []byte, v any) error {
+func (s *Bolt) put(bucket, key []byte, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -80,7 +80,7 @@ func (s *Store) put(bucket, key []byte, v any) error {
 	})
 }
 
-func (s *Store) get(bucket, key []byte, v any) error {
+func (s *Bolt) get(bucket, key []byte, v any) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucket)
 		if bk == nil {
@@ -94,7 +94,7 @@ func (s *Store) get(bucket, key []byte, v any) error {
 	})
 }
 
-func (s *Store) del(bucket, key []byte) error {
+func (s *Bolt) del(bucket, key []byte) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucket)
 		if bk == nil {
@@ -104,7 +104,7 @@ func (s *Store) del(bucket, key []byte) error {
 	})
 }
 
-func list[T any](s *Store, bucket []byte) ([]T, error) {
+func list[T any](s *Bolt, bucket []byte) ([]T, error) {
 	var out []T
 	err := s.db.View(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucket)
@@ -124,10 +124,10 @@ func list[T any](s *Store, bucket []byte) ([]T, error) {
 }
 
 // PutIdentity inserts or replaces an identity.
-func (s *Store) PutIdentity(i Identity) error { return s.put(bucketIdentities, []byte(i.Name), i) }
+func (s *Bolt) PutIdentity(i Identity) error { return s.put(bucketIdentities, []byte(i.Name), i) }
 
 // GetIdentity returns the identity called name.
-func (s *Store) GetIdentity(name string) (Identity, error) {
+func (s *Bolt) GetIdentity(name string) (Identity, error) {
 	var i Identity
 	if err := s.get(bucketIdentities, []byte(name), &i); err != nil {
 		return i, fmt.Errorf("identity %q: %w", name, err)
@@ -136,10 +136,10 @@ func (s *Store) GetIdentity(name string) (Identity, error) {
 }
 
 // Identities returns every identity.
-func (s *Store) Identities() ([]Identity, error) { return list[Identity](s, bucketIdentities) }
+func (s *Bolt) Identities() ([]Identity, error) { return list[Identity](s, bucketIdentities) }
 
 // DeleteIdentity removes an identity and all its credentials in one transaction.
-func (s *Store) DeleteIdentity(name string) error {
+func (s *Bolt) DeleteIdentity(name string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if bk := tx.Bucket(bucketIdentities); bk != nil {
 			if err := bk.Delete([]byte(name)); err != nil {
@@ -166,10 +166,10 @@ func (s *Store) DeleteIdentity(name string) error {
 }
 
 // PutMember inserts or replaces a member.
-func (s *Store) PutMember(m Member) error { return s.put(bucketMembers, []byte(m.Name), m) }
+func (s *Bolt) PutMember(m Member) error { return s.put(bucketMembers, []byte(m.Name), m) }
 
 // GetMember returns the member called name.
-func (s *Store) GetMember(name string) (Member, error) {
+func (s *Bolt) GetMember(name string) (Member, error) {
 	var m Member
 	if err := s.get(bucketMembers, []byte(name), &m); err != nil {
 		return m, fmt.Errorf("member %q: %w", name, err)
@@ -178,18 +178,18 @@ func (s *Store) GetMember(name string) (Member, error) {
 }
 
 // Members returns every member.
-func (s *Store) Members() ([]Member, error) { return list[Member](s, bucketMembers) }
+func (s *Bolt) Members() ([]Member, error) { return list[Member](s, bucketMembers) }
 
 // DeleteMember removes a member (their credentials are removed by the caller).
-func (s *Store) DeleteMember(name string) error { return s.del(bucketMembers, []byte(name)) }
+func (s *Bolt) DeleteMember(name string) error { return s.del(bucketMembers, []byte(name)) }
 
 // PutCredential inserts or replaces a credential.
-func (s *Store) PutCredential(c Credential) error {
+func (s *Bolt) PutCredential(c Credential) error {
 	return s.put(bucketCredentials, credKey(c.Identity, c.Member), c)
 }
 
 // GetCredential returns member's credential on identity.
-func (s *Store) GetCredential(identity, member string) (Credential, error) {
+func (s *Bolt) GetCredential(identity, member string) (Credential, error) {
 	var c Credential
 	if err := s.get(bucketCredentials, credKey(identity, member), &c); err != nil {
 		return c, fmt.Errorf("credential of %q on %q: %w", member, identity, err)
@@ -198,9 +198,9 @@ func (s *Store) GetCredential(identity, member string) (Credential, error) {
 }
 
 // Credentials returns every credential.
-func (s *Store) Credentials() ([]Credential, error) { return list[Credential](s, bucketCredentials) }
+func (s *Bolt) Credentials() ([]Credential, error) { return list[Credential](s, bucketCredentials) }
 
 // DeleteCredential removes member's credential on identity.
-func (s *Store) DeleteCredential(identity, member string) error {
+func (s *Bolt) DeleteCredential(identity, member string) error {
 	return s.del(bucketCredentials, credKey(identity, member))
 }

@@ -1,5 +1,8 @@
-// Package store persists the agent's jobs in an embedded bbolt database, so that a restarted agent
-// re-attaches to every job it had submitted and finishes tracking it.
+// Package store persists what the agent must not lose: every job (so that a restarted agent
+// re-attaches to each one it submitted), members, identities, sealed credentials, and the web
+// front door's accounts, sessions, tokens and invitations. Store is the contract; Bolt (an
+// embedded bbolt file, the default for one agent) and Postgres (for several agents on one
+// database) implement it, and the same tests run on both (store_test.go).
 package store
 
 import (
@@ -52,13 +55,14 @@ type Job struct {
 	Spec json.RawMessage `json:"spec,omitempty"`
 }
 
-// Store is a bbolt-backed job store. It is safe for concurrent use.
-type Store struct {
+// Bolt is the store in an embedded bbolt file. It is safe for concurrent use by one process
+// (bbolt locks the file: a second agent on the same state_dir is refused at Open).
+type Bolt struct {
 	db *bolt.DB
 }
 
 // Open opens (creating 0600) the store at path.
-func Open(path string) (*Store, error) {
+func Open(path string) (*Bolt, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -78,18 +82,18 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	return &Bolt{db: db}, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Bolt) Close() error { return s.db.Close() }
 
 func tokenKey(identity, user, token string) []byte {
 	return []byte(identity + "\x00" + user + "\x00" + token)
 }
 
 // Put writes j (insert or replace) and indexes its token.
-func (s *Store) Put(j Job) error {
+func (s *Bolt) Put(j Job) error {
 	b, err := json.Marshal(j)
 	if err != nil {
 		return err
@@ -106,7 +110,7 @@ func (s *Store) Put(j Job) error {
 }
 
 // Delete removes the job with id and its token index entry.
-func (s *Store) Delete(id string) error {
+func (s *Bolt) Delete(id string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketJobs).Get([]byte(id))
 		if b == nil {
@@ -123,7 +127,7 @@ func (s *Store) Delete(id string) error {
 }
 
 // Get returns the job with id.
-func (s *Store) Get(id string) (Job, error) {
+func (s *Bolt) Get(id string) (Job, error) {
 	var j Job
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketJobs).Get([]byte(id))
@@ -136,7 +140,7 @@ func (s *Store) Get(id string) (Job, error) {
 }
 
 // ByToken returns the job submitted by identity/user with token.
-func (s *Store) ByToken(identity, user, token string) (Job, error) {
+func (s *Bolt) ByToken(identity, user, token string) (Job, error) {
 	var id string
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		id = string(tx.Bucket(bucketTokens).Get(tokenKey(identity, user, token)))
@@ -149,7 +153,7 @@ func (s *Store) ByToken(identity, user, token string) (Job, error) {
 }
 
 // All returns every job, calling keep to filter (nil keeps all).
-func (s *Store) All(keep func(Job) bool) ([]Job, error) {
+func (s *Bolt) All(keep func(Job) bool) ([]Job, error) {
 	var out []Job
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketJobs).ForEach(func(_, v []byte) error {

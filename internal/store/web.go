@@ -68,10 +68,10 @@ type Invite struct {
 }
 
 // PutAccount inserts or replaces a member's web account.
-func (s *Store) PutAccount(a Account) error { return s.put(bucketAccounts, []byte(a.Member), a) }
+func (s *Bolt) PutAccount(a Account) error { return s.put(bucketAccounts, []byte(a.Member), a) }
 
 // GetAccount returns member's web account.
-func (s *Store) GetAccount(member string) (Account, error) {
+func (s *Bolt) GetAccount(member string) (Account, error) {
 	var a Account
 	if err := s.get(bucketAccounts, []byte(member), &a); err != nil {
 		return a, fmt.Errorf("web account of %q: %w", member, err)
@@ -80,50 +80,50 @@ func (s *Store) GetAccount(member string) (Account, error) {
 }
 
 // Accounts returns every web account.
-func (s *Store) Accounts() ([]Account, error) { return list[Account](s, bucketAccounts) }
+func (s *Bolt) Accounts() ([]Account, error) { return list[Account](s, bucketAccounts) }
 
 // PutSession inserts or replaces a session.
-func (s *Store) PutSession(x Session) error { return s.put(bucketSessions, []byte(x.ID), x) }
+func (s *Bolt) PutSession(x Session) error { return s.put(bucketSessions, []byte(x.ID), x) }
 
 // GetSession returns the session with id.
-func (s *Store) GetSession(id string) (Session, error) {
+func (s *Bolt) GetSession(id string) (Session, error) {
 	var x Session
 	err := s.get(bucketSessions, []byte(id), &x)
 	return x, err
 }
 
 // DeleteSession removes a session (signing out); a missing one is not an error.
-func (s *Store) DeleteSession(id string) error { return s.del(bucketSessions, []byte(id)) }
+func (s *Bolt) DeleteSession(id string) error { return s.del(bucketSessions, []byte(id)) }
 
 // Sessions returns every session.
-func (s *Store) Sessions() ([]Session, error) { return list[Session](s, bucketSessions) }
+func (s *Bolt) Sessions() ([]Session, error) { return list[Session](s, bucketSessions) }
 
 // PutToken inserts or replaces an access token.
-func (s *Store) PutToken(t AccessToken) error { return s.put(bucketPATs, []byte(t.ID), t) }
+func (s *Bolt) PutToken(t AccessToken) error { return s.put(bucketPATs, []byte(t.ID), t) }
 
 // GetToken returns the access token with id.
-func (s *Store) GetToken(id string) (AccessToken, error) {
+func (s *Bolt) GetToken(id string) (AccessToken, error) {
 	var t AccessToken
 	err := s.get(bucketPATs, []byte(id), &t)
 	return t, err
 }
 
 // DeleteToken removes an access token.
-func (s *Store) DeleteToken(id string) error { return s.del(bucketPATs, []byte(id)) }
+func (s *Bolt) DeleteToken(id string) error { return s.del(bucketPATs, []byte(id)) }
 
 // AccessTokens returns every access token.
-func (s *Store) AccessTokens() ([]AccessToken, error) { return list[AccessToken](s, bucketPATs) }
+func (s *Bolt) AccessTokens() ([]AccessToken, error) { return list[AccessToken](s, bucketPATs) }
 
 // PutInvite stores a new invitation.
-func (s *Store) PutInvite(i Invite) error { return s.put(bucketInvites, []byte(i.ID), i) }
+func (s *Bolt) PutInvite(i Invite) error { return s.put(bucketInvites, []byte(i.ID), i) }
 
 // Invites returns every invitation.
-func (s *Store) Invites() ([]Invite, error) { return list[Invite](s, bucketInvites) }
+func (s *Bolt) Invites() ([]Invite, error) { return list[Invite](s, bucketInvites) }
 
 // UseInvite marks the invitation id used at now and returns it, in one transaction, so two
 // browsers racing with the same link cannot both accept it. It fails with ErrNotFound, ErrUsed or
 // ErrExpired (leaving the record as it was).
-func (s *Store) UseInvite(id string, now time.Time) (Invite, error) {
+func (s *Bolt) UseInvite(id string, now time.Time) (Invite, error) {
 	var inv Invite
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketInvites)
@@ -155,7 +155,7 @@ func (s *Store) UseInvite(id string, now time.Time) (Invite, error) {
 
 // DeleteWebOf removes member's web account, sessions, access tokens and invitations in one
 // transaction (the member was removed from the organisation).
-func (s *Store) DeleteWebOf(member string) error {
+func (s *Bolt) DeleteWebOf(member string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if bk := tx.Bucket(bucketAccounts); bk != nil {
 			if err := bk.Delete([]byte(member)); err != nil {
