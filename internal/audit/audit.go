@@ -232,13 +232,9 @@ func terminateLastLine(path string, size int64, w io.Writer) error {
 // Outcome, with ErrClosed after Close, or with the write or fsync error. Not safe to retry
 // blindly after a write error: the record may be in the file.
 func (l *Log) Record(e Event) error {
-	rec, err := toRecord(e)
+	line, err := Encode(e)
 	if err != nil {
 		return err
-	}
-	line, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("audit: encode: %w", err)
 	}
 	line = append(line, '\n')
 
@@ -257,6 +253,23 @@ func (l *Log) Record(e Event) error {
 	}
 	return nil
 }
+
+// Encode checks, redacts and cuts e as Record does and returns its JSON record, without the
+// newline: the form another sink (the PostgreSQL store) keeps, and Decode reads back.
+func Encode(e Event) ([]byte, error) {
+	rec, err := toRecord(e)
+	if err != nil {
+		return nil, err
+	}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode: %w", err)
+	}
+	return line, nil
+}
+
+// Decode reads one record as Encode wrote it.
+func Decode(line []byte) (Event, error) { return parse(line) }
 
 // Close closes the file. Further Records fail with ErrClosed; Close is safe to call twice.
 func (l *Log) Close() error {

@@ -24,6 +24,7 @@ type Config struct {
 	Limits      Limits      `toml:"limits"`
 	Credentials Credentials `toml:"credentials"`
 	Web         Web         `toml:"web"`
+	Store       Store       `toml:"store"`
 	Members     []Member    `toml:"member"`
 	Identities  []Identity  `toml:"identity"`
 }
@@ -214,6 +215,7 @@ func Default() Config {
 		Web: Web{SessionIdle: Duration{2 * time.Hour}, SessionMax: Duration{24 * time.Hour}, InviteTTL: Duration{72 * time.Hour},
 			TokenTTL: Duration{90 * 24 * time.Hour}, TokenMaxTTL: Duration{366 * 24 * time.Hour},
 			SignInPerAccount: 5, SignInPerAddress: 20},
+		Store:  defaultStore(),
 		Stage:  Stage{FileMode: "0664", DirMode: "2775"},
 		Limits: Limits{UserCommandsPerMinute: 600, IdentityCommandsPerMinute: 3000, Burst: 20},
 	}
@@ -333,6 +335,7 @@ func (c Config) Validate() error {
 		bad("poll.exit_code_grace", "must not be negative")
 	}
 	c.validateWeb(bad)
+	c.validateStore(bad)
 	if c.Poll.SignalLead.Duration < 0 {
 		bad("poll.signal_lead", "must not be negative")
 	}

@@ -100,6 +100,19 @@ func TestRepoTestdataConfigs(t *testing.T) {
 	w.Web.PublicURL = ""
 	require.Equal(t, "http://127.0.0.1:8443", w.WebURL(), "derived from listen and plain_http")
 
+	sh, err := Load("../../testdata/config/shared.toml")
+	require.NoError(t, err)
+	require.True(t, sh.Shared())
+	_, err = sh.StoreDSN()
+	require.ErrorContains(t, err, "FERRY_TEST_DSN is empty or not set", "a DSN variable that is not set is named")
+	t.Setenv("FERRY_TEST_DSN", "postgres://ferry@db.example.org/ferry")
+	dsn, err := sh.StoreDSN()
+	require.NoError(t, err)
+	require.Equal(t, "postgres://ferry@db.example.org/ferry", dsn)
+	require.Equal(t, "agent-a", sh.LeaseName())
+	require.False(t, c.Shared(), "bbolt is the default")
+	require.Equal(t, "bbolt", c.Store.Backend)
+
 	files, err := filepath.Glob("../../testdata/config/invalid/*.toml")
 	require.NoError(t, err)
 	require.NotEmpty(t, files)

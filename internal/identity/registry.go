@@ -561,9 +561,23 @@ func (reg *Registry) LoginOutcome(k sshpool.Key, err error) {
 }
 
 // record writes an audit event; a failure to audit is logged, never fatal to the operation.
+// With a shared store (PostgreSQL) the record also goes there, where every agent reads it; the
+// local file keeps this agent's records even while the database is unreachable.
 func (reg *Registry) record(e audit.Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
 	if err := reg.audit.Record(e); err != nil {
 		reg.log.Error().Err(err).Str("action", e.Action).Msg("audit record failed")
+	}
+	if sink, ok := reg.store.(store.AuditSink); ok {
+		line, err := audit.Encode(e)
+		if err == nil {
+			err = sink.AppendAudit(line)
+		}
+		if err != nil {
+			reg.log.Error().Err(err).Str("action", e.Action).Msg("audit record to the shared store failed")
+		}
 	}
 }
 

@@ -54,3 +54,10 @@ type Store interface {
 }
 
 var _ Store = (*Bolt)(nil)
+
+// AuditSink is a store that also keeps the audit trail, so that several agents sharing it share
+// one trail (Postgres). Records are opaque JSON (internal/audit's Encode), returned oldest first.
+type AuditSink interface {
+	AppendAudit(record []byte) error
+	AuditRecords(fn func(record []byte) error) error
+}

@@ -19,6 +19,20 @@ import (
 type Postgres struct {
 	pool    *pgxpool.Pool
 	timeout time.Duration
+	fence   func(identity string) (holder string, token int64, ok bool)
+}
+
+// ErrFenced is what a fenced write fails with when the writer does not hold the job's identity:
+// its lease ran out, or another agent's newer holding exists.
+var ErrFenced = errors.New("this agent no longer holds the identity's lease")
+
+// SetFence makes every job write conditional on the writer's lease of the job's identity (see
+// internal/lease): fence returns the holder's name and token, or ok false when the agent does
+// not hold it. The write happens only if the leases table still names that holder and token
+// and the lease has not expired, in the same statement; otherwise it fails with ErrFenced and
+// changes nothing. Set it before the store is shared; nil turns fencing off.
+func (p *Postgres) SetFence(fence func(identity string) (holder string, token int64, ok bool)) {
+	p.fence = fence
 }
 
 // migrations are the schema's versions, in order; migration i+1 is migrations[i]. Never edit one
@@ -41,6 +55,17 @@ var migrations = []string{
 	CREATE TABLE web_sessions (id text PRIMARY KEY, member text NOT NULL, doc jsonb NOT NULL);
 	CREATE TABLE web_tokens (id text PRIMARY KEY, member text NOT NULL, doc jsonb NOT NULL);
 	CREATE TABLE web_invites (id text PRIMARY KEY, member text NOT NULL, doc jsonb NOT NULL);`,
+	// 2: the audit trail, shared by every agent; and the leases that give one agent at a time
+	// an identity's work (internal/lease).
+	`CREATE TABLE audit (seq bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), doc jsonb NOT NULL);
+	CREATE TABLE leases (
+		identity text PRIMARY KEY,
+		holder   text NOT NULL,
+		address  text NOT NULL DEFAULT '',
+		token    bigint NOT NULL,
+		expires  timestamptz NOT NULL,
+		acquired timestamptz NOT NULL DEFAULT now()
+	);`,
 }
 
 // migrationLock is the advisory lock key under which migrations run ("ferry" in ASCII).
@@ -165,15 +190,40 @@ func listDocs[T any](p *Postgres, sql string, args ...any) ([]T, error) {
 
 func doc(v any) ([]byte, error) { return json.Marshal(v) }
 
-// Put inserts or replaces a job.
+// Put inserts or replaces a job; with a fence set, only under the writer's lease.
 func (p *Postgres) Put(j Job) error {
 	b, err := doc(j)
 	if err != nil {
 		return err
 	}
-	return p.exec(`INSERT INTO jobs (id, identity, username, token, doc) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (id) DO UPDATE SET identity = EXCLUDED.identity, username = EXCLUDED.username, token = EXCLUDED.token,
-		doc = EXCLUDED.doc, seq = nextval('jobs_seq_seq')`, j.ID, j.Identity, j.User, j.Token, b)
+	const upsert = ` ON CONFLICT (id) DO UPDATE SET identity = EXCLUDED.identity, username = EXCLUDED.username,
+		token = EXCLUDED.token, doc = EXCLUDED.doc, seq = nextval('jobs_seq_seq')`
+	if p.fence == nil {
+		return p.exec(`INSERT INTO jobs (id, identity, username, token, doc) VALUES ($1, $2, $3, $4, $5)`+upsert,
+			j.ID, j.Identity, j.User, j.Token, b)
+	}
+	holder, token, ok := p.fence(j.Identity)
+	if !ok {
+		return fmt.Errorf("job %s on identity %q: %w", j.ID, j.Identity, ErrFenced)
+	}
+	ctx, cancel := p.ctx()
+	defer cancel()
+	tag, err := p.pool.Exec(ctx, `INSERT INTO jobs (id, identity, username, token, doc)
+		SELECT $1, $2, $3, $4, $5 WHERE EXISTS (
+			SELECT 1 FROM leases WHERE identity = $2 AND holder = $6 AND token = $7 AND expires > now())`+upsert,
+		j.ID, j.Identity, j.User, j.Token, b, holder, token)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("job %s on identity %q (token %d): %w", j.ID, j.Identity, token, ErrFenced)
+	}
+	return nil
+}
+
+// JobsOf returns the jobs of one identity, oldest put first.
+func (p *Postgres) JobsOf(identity string) ([]Job, error) {
+	return listDocs[Job](p, `SELECT doc FROM jobs WHERE identity = $1 ORDER BY seq`, identity)
 }
 
 // Delete removes a job.
@@ -436,4 +486,33 @@ func (p *Postgres) DeleteWebOf(member string) error {
 	})
 }
 
-var _ Store = (*Postgres)(nil)
+// AppendAudit appends one audit record.
+func (p *Postgres) AppendAudit(record []byte) error {
+	return p.exec(`INSERT INTO audit (doc) VALUES ($1)`, record)
+}
+
+// AuditRecords calls fn with every audit record, oldest first, until fn fails.
+func (p *Postgres) AuditRecords(fn func(record []byte) error) error {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	rows, err := p.pool.Query(ctx, `SELECT doc FROM audit ORDER BY seq`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return err
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+var (
+	_ Store     = (*Postgres)(nil)
+	_ AuditSink = (*Postgres)(nil)
+)

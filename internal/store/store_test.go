@@ -226,3 +226,20 @@ func TestPostgresMigrations(t *testing.T) {
 	_, err = store.OpenPostgres(ctx, "postgres://ferry:wrong@127.0.0.1:1/none?sslmode=disable&connect_timeout=2")
 	require.ErrorContains(t, err, "cannot reach", "an unreachable database is named")
 }
+
+// TestPostgresAuditTrail: audit records appended by any agent come back in order.
+func TestPostgresAuditTrail(t *testing.T) {
+	s, err := store.OpenPostgres(context.Background(), testcluster.PostgresDB(t))
+	require.NoError(t, err)
+	defer s.Close()
+	for _, r := range []string{`{"n":1}`, `{"n":2}`, `{"n":3}`} {
+		require.NoError(t, s.AppendAudit([]byte(r)))
+	}
+	var got []string
+	require.NoError(t, s.AuditRecords(func(b []byte) error { got = append(got, string(b)); return nil }))
+	require.Equal(t, []string{`{"n": 1}`, `{"n": 2}`, `{"n": 3}`}, got)
+	stop := errors.New("stop")
+	n := 0
+	require.ErrorIs(t, s.AuditRecords(func([]byte) error { n++; return stop }), stop, "fn's error ends the scan")
+	require.Equal(t, 1, n)
+}

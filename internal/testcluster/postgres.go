@@ -74,3 +74,13 @@ func PostgresDB(t testing.TB) string {
 	u.Path = "/" + name
 	return u.String()
 }
+
+// PostgresHostPort is the test PostgreSQL's host:port (for a proxy in front of it).
+func PostgresHostPort(t testing.TB) string {
+	t.Helper()
+	u, err := url.Parse(PostgresDSN(t))
+	if err != nil {
+		t.Fatalf("test PostgreSQL DSN: %v", err)
+	}
+	return u.Host
+}
