@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/internal/identity"
+	"github.com/ferryhpc/ferry/internal/lease"
 	"github.com/ferryhpc/ferry/internal/metrics"
 	"github.com/ferryhpc/ferry/internal/store"
 	"github.com/ferryhpc/ferry/plugin/contract"
@@ -44,6 +44,10 @@ type Agent struct {
 	log   zerolog.Logger
 	store store.Store
 	pools *sshpool.Manager
+	// With a shared store: the same store as PostgreSQL, and the leases of the identities this
+	// agent works (nil otherwise: a single agent works every identity).
+	pg     *store.Postgres
+	leases *lease.Manager
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -60,6 +64,9 @@ type Agent struct {
 	recent   map[sshpool.Key]*window  // commands in the last minute, for `ferry pools`
 	batchers map[sshpool.Key]*batcher
 	claims   map[string]bool // tokens whose submit a call or a settler is working on
+	// notBefore holds inherited unsettled submits (shared store) until the previous holder's
+	// submit command can no longer be running.
+	notBefore map[string]time.Time
 
 	metrics *metrics.Metrics
 }
@@ -69,24 +76,24 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 	if err := os.MkdirAll(cfg.Agent.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(cfg.Agent.StateDir, "ferry.db"))
-	if err != nil {
+	a := &Agent{
+		cfg:       cfg,
+		log:       log,
+		jobs:      map[string]*store.Job{},
+		pollers:   map[sshpool.Key]*poller{},
+		watchers:  map[int]*watcher{},
+		counts:    map[sshpool.Key]map[string]int{},
+		gens:      map[sshpool.Key]uint64{},
+		limits:    map[string]*rate.Limiter{},
+		recent:    map[sshpool.Key]*window{},
+		batchers:  map[sshpool.Key]*batcher{},
+		claims:    map[string]bool{},
+		notBefore: map[string]time.Time{},
+	}
+	if err := a.openStore(cfg); err != nil {
 		return nil, err
 	}
-	a := &Agent{
-		cfg:      cfg,
-		log:      log,
-		store:    st,
-		jobs:     map[string]*store.Job{},
-		pollers:  map[sshpool.Key]*poller{},
-		watchers: map[int]*watcher{},
-		counts:   map[sshpool.Key]map[string]int{},
-		gens:     map[sshpool.Key]uint64{},
-		limits:   map[string]*rate.Limiter{},
-		recent:   map[sshpool.Key]*window{},
-		batchers: map[sshpool.Key]*batcher{},
-		claims:   map[string]bool{},
-	}
+	st := a.store
 	a.metrics = metrics.New(a)
 	a.pools = sshpool.NewManager(sshpool.Options{
 		MaxSessionsPerConn: cfg.Pool.MaxSessionsPerConn,
@@ -107,6 +114,12 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 	a.Registry = reg
 	reg.SetJobs(a, a)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	if a.leases != nil {
+		// Shared store: jobs are resumed identity by identity, as their leases are taken.
+		a.leases.SetIdentities(reg.IdentityNames, a.leaseTick)
+		a.startLeases(a.leases)
+		return a, nil
+	}
 	if err := a.reattach(); err != nil {
 		a.Close()
 		return nil, err
@@ -168,6 +181,11 @@ func (r *runner) runPaid(ctx context.Context, c scheduler.Command) (scheduler.Re
 	if err != nil {
 		return scheduler.Result{}, fmt.Errorf("%w: %v", contract.ErrInvalidArgument, err)
 	}
+	ctx, done, err := r.a.leaseBound(ctx, r.key.Identity)
+	if err != nil {
+		return scheduler.Result{}, err
+	}
+	defer done()
 	prog := program(c.Argv)
 	r.a.mu.Lock()
 	m := r.a.counts[r.key]
@@ -312,15 +330,37 @@ func (a *Agent) Status(ctx context.Context, ids []string) ([]contract.Job, error
 	if err != nil {
 		return nil, err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	out := make([]contract.Job, 0, len(ids))
+	var elsewhere []int // positions of ids this agent does not have (shared store)
+	a.mu.Lock()
 	for _, id := range ids {
-		if j, ok := a.jobs[id]; ok && p.Sees(j.User) {
-			out = append(out, toPlugin(j))
+		if j, ok := a.jobs[id]; ok {
+			if p.Sees(j.User) {
+				out = append(out, toPlugin(j))
+			}
+		} else if a.pg != nil {
+			elsewhere = append(elsewhere, len(out))
+			out = append(out, contract.Job{ID: id})
 		}
 	}
-	return out, nil
+	a.mu.Unlock()
+	if len(elsewhere) == 0 {
+		return out, nil
+	}
+	// Jobs of identities other agents work, as they last stored them.
+	kept := out[:0]
+	next := 0
+	for i, j := range out {
+		if next < len(elsewhere) && elsewhere[next] == i {
+			next++
+			if sj, ok := a.storedJob(j.ID); ok && p.Sees(sj.User) {
+				kept = append(kept, toPlugin(&sj))
+			}
+			continue
+		}
+		kept = append(kept, j)
+	}
+	return kept, nil
 }
 
 // ListJobs lists cached jobs matching req, oldest submission first.
@@ -342,6 +382,15 @@ func (a *Agent) ListJobs(ctx context.Context, req contract.ListRequest) ([]contr
 		out = append(out, toPlugin(j))
 	}
 	a.mu.Unlock()
+	for _, j := range a.storedJobs(req.Identity) { // other agents' identities (shared store)
+		if (req.User != "" && j.User != req.User) || !p.Sees(j.User) || (req.ActiveOnly && j.Done) {
+			continue
+		}
+		if _, mine := a.current(j.ID); mine {
+			continue
+		}
+		out = append(out, toPlugin(&j))
+	}
 	sort.Slice(out, func(i, k int) bool {
 		if !out[i].Submitted.Equal(out[k].Submitted) {
 			return out[i].Submitted.Before(out[k].Submitted)

@@ -9,6 +9,7 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/ferryhpc/ferry/internal/identity"
+	"github.com/ferryhpc/ferry/internal/store"
 	"github.com/ferryhpc/ferry/plugin/contract"
 	"github.com/ferryhpc/ferry/scheduler"
 	"github.com/ferryhpc/ferry/sshpool"
@@ -72,12 +73,23 @@ func (a *Agent) Connect(identityName, member string) (scheduler.Runner, stage.Le
 
 // ActiveJobs lists active jobs on identity (and of member, if set), one "id (user, status)" each
 // (identity.ActiveJobs).
+// With a shared store it also counts the jobs of identities other agents work.
 func (a *Agent) ActiveJobs(identityName, member string) []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	match := func(j *store.Job) bool {
+		return !j.Done && (identityName == "" || j.Identity == identityName) && (member == "" || j.User == member)
+	}
 	var out []string
+	seen := map[string]bool{}
+	a.mu.Lock()
 	for _, j := range a.jobs {
-		if !j.Done && (identityName == "" || j.Identity == identityName) && (member == "" || j.User == member) {
+		if match(j) {
+			seen[j.ID] = true
+			out = append(out, fmt.Sprintf("%s (%s, %s)", j.ID, j.User, j.Status))
+		}
+	}
+	a.mu.Unlock()
+	for _, j := range a.storedJobs(identityName) {
+		if match(&j) && !seen[j.ID] {
 			out = append(out, fmt.Sprintf("%s (%s, %s)", j.ID, j.User, j.Status))
 		}
 	}
@@ -93,6 +105,9 @@ type leaser struct {
 }
 
 func (l *leaser) SFTP(ctx context.Context, opts ...sftp.ClientOption) (*sftp.Client, func(), error) {
+	if err := l.a.holds(l.key.Identity); err != nil {
+		return nil, nil, err
+	}
 	cl, release, err := l.pool.SFTP(ctx, opts...)
 	l.a.LoginOutcome(l.key, err)
 	return cl, release, err

@@ -62,6 +62,10 @@ func (a *Agent) startSettler(id string) {
 
 func (a *Agent) settleLoop(id string) {
 	defer a.wg.Done()
+	a.settleLoopBody(id)
+}
+
+func (a *Agent) settleLoopBody(id string) {
 	wait := settleBackoff[0]
 	for {
 		done, err := a.settleOnce(a.ctx, id)
@@ -85,7 +89,7 @@ func (a *Agent) settleLoop(id string) {
 func (a *Agent) settleOnce(ctx context.Context, id string) (done bool, err error) {
 	j, ok := a.current(id)
 	if !ok || !unsettled(&j) {
-		return true, nil
+		return true, nil // settled, or its identity moved to another agent, which settles it
 	}
 	ck := claimKey(j.Identity, j.User, j.Token)
 	if j.Token != "" {
@@ -100,6 +104,9 @@ func (a *Agent) settleOnce(ctx context.Context, id string) (done bool, err error
 // settleClaimed is settleOnce for a job whose token the caller has claimed.
 func (a *Agent) settleClaimed(ctx context.Context, j store.Job) (done bool, err error) {
 	id := j.ID
+	if wait := a.settleWait(id); wait > 0 {
+		return false, fmt.Errorf("the submit was started by the agent that held identity %q before: it may still be running on the login node; settling in %s", j.Identity, wait.Round(time.Second))
+	}
 	log := a.log.With().Str("identity", j.Identity).Str("user", j.User).Str("job", id).Logger()
 	var spec scheduler.JobSpec
 	if err := json.Unmarshal(j.Spec, &spec); err != nil {

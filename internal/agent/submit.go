@@ -320,6 +320,7 @@ func (a *Agent) Cancel(ctx context.Context, ids []string) ([]contract.CancelResu
 	groups := map[string]*group{}
 	var order []string
 	results := make(map[string]string, len(ids))
+	var missing []string
 	p, err := a.Caller(ctx)
 	if err != nil {
 		return nil, err
@@ -329,6 +330,7 @@ func (a *Agent) Cancel(ctx context.Context, ids []string) ([]contract.CancelResu
 		j, ok := a.jobs[id]
 		if !ok {
 			results[id] = "job not found"
+			missing = append(missing, id)
 			continue
 		}
 		denied := identity.Allow(p, identity.JobCancel, j.User)
@@ -352,6 +354,12 @@ func (a *Agent) Cancel(ctx context.Context, ids []string) ([]contract.CancelResu
 		}
 	}
 	a.mu.Unlock()
+	for _, id := range missing {
+		// A job of an identity another agent works (shared store): say where to go.
+		if sj, ok := a.storedJob(id); ok && identity.Allow(p, identity.JobCancel, sj.User) == nil {
+			results[id] = a.notHere(sj.Identity).Error()
+		}
+	}
 	for _, k := range order {
 		g := groups[k]
 		s, err := a.userSession(g.identity, g.user)

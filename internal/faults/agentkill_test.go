@@ -81,6 +81,7 @@ type agentProc struct {
 	config string
 	state  string
 	log    *os.File
+	env    []string // added to the agent's environment
 
 	mu     sync.Mutex // guards cmd, client
 	cmd    *exec.Cmd
@@ -93,6 +94,9 @@ func (p *agentProc) start() {
 	reattach := filepath.Join(p.state, "agent.json")
 	cmd := exec.Command(p.bin, "agent", "--config", p.config)
 	cmd.Stderr = p.log
+	if p.env != nil {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	require.NoError(p.t, cmd.Start())
 	var cl *plugin.Client
 	require.Eventually(p.t, func() bool {

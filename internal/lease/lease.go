@@ -69,6 +69,7 @@ type Manager struct {
 	mu     sync.Mutex
 	held   map[string]*holding
 	others map[string]Holder // the last seen holder of identities this agent does not hold
+	dbErr  error             // the last database call's error (nil: it answered)
 }
 
 // New returns a manager on pool (which the caller keeps and closes after Close).
@@ -86,6 +87,12 @@ func New(pool *pgxpool.Pool, opts Options, log zerolog.Logger) (*Manager, error)
 // margin is how long before its computed end a holding stops being used: the time the last
 // renewal's answer may have taken to arrive is already excluded (validity counts from its send).
 func (m *Manager) margin() time.Duration { return min(m.opts.TTL/10, 2*time.Second) }
+
+// SetIdentities sets Options.Identities and Options.Tick, for a caller that builds what they
+// read after the manager (before Run).
+func (m *Manager) SetIdentities(identities func() []string, tick func()) {
+	m.opts.Identities, m.opts.Tick = identities, tick
+}
 
 // Held returns the token of identity's holding if this agent holds it and may act now.
 func (m *Manager) Held(identity string) (int64, bool) {
@@ -129,6 +136,19 @@ func (m *Manager) Where(identity string) (Holder, bool) {
 	defer m.mu.Unlock()
 	h, ok := m.others[identity]
 	return h, ok
+}
+
+// DBError is the last database call's error, nil when it answered.
+func (m *Manager) DBError() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dbErr
+}
+
+func (m *Manager) noteDB(err error) {
+	m.mu.Lock()
+	m.dbErr = err
+	m.mu.Unlock()
 }
 
 // Fence is the store's fence (store.Postgres.SetFence): this agent's name and the token of its
@@ -283,6 +303,7 @@ func (m *Manager) renew(ctx context.Context, names []string, tokens map[string]i
 			err = rows.Err()
 		}
 	}
+	m.noteDB(err)
 	if err != nil {
 		// Keep acting until the validity already earned runs out (Held and Run's timer end it).
 		m.log.Warn().Err(err).Strs("identities", names).Msg("lease renewal failed")
@@ -322,8 +343,10 @@ func (m *Manager) acquire(ctx context.Context, n string) {
 		WHERE leases.expires < now() OR leases.holder = EXCLUDED.holder
 		RETURNING token`, n, m.opts.Name, m.opts.Address, interval(m.opts.TTL)).Scan(&token)
 	if errors.Is(err, pgx.ErrNoRows) {
+		m.noteDB(nil)
 		return // held by another agent
 	}
+	m.noteDB(err)
 	if err != nil {
 		m.log.Warn().Err(err).Str("identity", n).Msg("lease acquisition failed")
 		return
