@@ -66,36 +66,6 @@ func holderOf(t *testing.T, pool *pgxpool.Pool, identity string) string {
 	return ""
 }
 
-// launcher submits through whichever agent of a list answers, as a launcher given several agent
-// addresses does: on an agent that is down or says "not here", it tries the next, with the same
-// token.
-type launcher struct{ agents []*agentProc }
-
-func (l *launcher) submit(tk *task, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	var last error
-	for i := 0; time.Now().Before(deadline); i++ {
-		svc := l.agents[i%len(l.agents)].svc()
-		if svc == nil {
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		j, err := svc.Submit(ctx, tk.req)
-		cancel()
-		if err == nil {
-			tk.id = j.ID
-			return nil
-		}
-		last = err
-		if !retryable(err) {
-			return fmt.Errorf("submit %s: not retryable: %w", tk.req.Token, err)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
-	return fmt.Errorf("submit %s: still failing after %s: %w", tk.req.Token, within, last)
-}
-
 // TestFailoverHolderSIGKILLed: 3 users x 100 jobs submitted through a launcher that knows both
 // agents; the agent holding the identity is SIGKILLed while submits are in flight. The other takes
 // the identity over within 30 s, resumes polling from the store, settles the submits the dead
@@ -142,7 +112,20 @@ func TestFailoverHolderSIGKILLed(t *testing.T) {
 			all = append(all, exitTask(t, u, fmt.Sprintf("fo%d", i), 1+(i+k)%3, (i+k)%4))
 		}
 	}
-	l := &launcher{agents: []*agentProc{a, b}}
+	// The launcher knows both agents (plugin.AttachAny), as a workflow launcher configured with
+	// a list of agent addresses does.
+	l, err := plugin.AttachAny([]string{filepath.Join(a.state, "agent.json"), filepath.Join(b.state, "agent.json")}, nil)
+	require.NoError(t, err)
+	defer l.Close()
+	submit := func(tk *task, within time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), within)
+		defer cancel()
+		j, err := l.Submit(ctx, tk.req)
+		if err == nil {
+			tk.id = j.ID
+		}
+		return err
+	}
 	var submitted atomic.Int32
 	work := make(chan *task)
 	errs := make(chan error, len(all))
@@ -152,7 +135,7 @@ func TestFailoverHolderSIGKILLed(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for tk := range work {
-				err := l.submit(tk, 4*time.Minute)
+				err := submit(tk, 4*time.Minute)
 				submitted.Add(1)
 				errs <- err
 			}
@@ -179,12 +162,12 @@ func TestFailoverHolderSIGKILLed(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	svc := b.svc()
+	svc := plugin.Service(l)
 	waitScheduled(t, svc, all, 2*time.Minute)
 	got := waitDone(t, svc, ids(all), 6*time.Minute)
 	checkFinal(t, got, all)
 	requireExactlyOnce(t, svc, since, all)
-	t.Logf("%d jobs: every one ran once at Slurm and reported its exit code through agent b", len(all))
+	t.Logf("%d jobs: every one ran once at Slurm and reported its exit code, through agent b", len(all))
 	if out, err := os.ReadFile(b.log.Name()); err == nil {
 		if m := regexp.MustCompile(`"jobs":(\d+),"active":(\d+),"unsettled":(\d+)`).FindSubmatch(out); m != nil {
 			t.Logf("agent b inherited %s jobs: %s active, %s submits in flight when a died (settled by token)", m[1], m[2], m[3])
@@ -198,7 +181,7 @@ func TestFailoverHolderSIGKILLed(t *testing.T) {
 	}
 	all = append(all, more...)
 	for _, tk := range more {
-		require.NoError(t, l.submit(tk, time.Minute))
+		require.NoError(t, submit(tk, time.Minute))
 	}
 	b.sigkill()
 	var sw sync.WaitGroup
