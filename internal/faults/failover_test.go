@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferryhpc/ferry/internal/agent"
@@ -23,6 +24,7 @@ import (
 	"github.com/ferryhpc/ferry/internal/netproxy"
 	"github.com/ferryhpc/ferry/internal/testcluster"
 	"github.com/ferryhpc/ferry/plugin"
+	"github.com/ferryhpc/ferry/scheduler/schedulers"
 )
 
 // Two agents on one PostgreSQL database and the local cluster: the identity's work is leased to
@@ -217,15 +219,16 @@ func TestPartitionedAgentStopsActing(t *testing.T) {
 	kekFile := filepath.Join(t.TempDir(), "kek")
 	require.NoError(t, os.WriteFile(kekFile, []byte(newKEK(t)+"\n"), 0o600))
 
-	mk := func(name, dsn string) *agent.Agent {
+	sharedCfg := func(name, dsn, kekFile string) config.Config {
 		cfg := baseConfig(t, c, c.Host, c.Port)
 		cfg.Agent.KEKFile = kekFile
 		cfg.Poll.SubmitTimeout = config.Duration{Duration: 15 * time.Second}
 		cfg.Store = config.Store{Backend: "postgres", DSN: dsn, Lease: config.Lease{Name: name, Address: name + ".ferry.test:7443",
 			TTL: config.Duration{Duration: failoverTTL}, Renew: config.Duration{Duration: failoverRenew}}}
 		require.NoError(t, cfg.Validate())
-		return newAgent(t, cfg, nil)
+		return cfg
 	}
+	mk := func(name, dsn string) *agent.Agent { return newAgent(t, sharedCfg(name, dsn, kekFile), nil) }
 	db, err := pgxpool.New(context.Background(), dsn)
 	require.NoError(t, err)
 	defer db.Close()
@@ -234,6 +237,10 @@ func TestPartitionedAgentStopsActing(t *testing.T) {
 	require.Eventually(t, func() bool { return holderOf(t, db, "local") == "a" }, 30*time.Second, 100*time.Millisecond)
 	b := mk("b", dsn)
 	defer b.Close()
+	otherKEK := filepath.Join(t.TempDir(), "kek")
+	require.NoError(t, os.WriteFile(otherKEK, []byte(newKEK(t)+"\n"), 0o600))
+	_, err = agent.New(sharedCfg("d", dsn, otherKEK), zerolog.Nop(), schedulers.New)
+	require.ErrorContains(t, err, "opens none of the 3 credentials in the shared store", "an agent with another KEK is refused at start")
 
 	since := time.Now()
 	var tasks []*task

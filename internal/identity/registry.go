@@ -120,7 +120,33 @@ func Open(cfg config.Config, log zerolog.Logger, st store.Store, deps Deps) (*Re
 		reg.audit.Close()
 		return nil, err
 	}
+	if err := reg.checkKEK(); err != nil {
+		reg.audit.Close()
+		return nil, err
+	}
 	return reg, nil
+}
+
+// checkKEK refuses to start with a shared store whose credentials this agent's key-encryption
+// key opens none of: every agent on one database needs the same KEK (the same kek_file content
+// or $FERRY_KEK), and an agent with another would mark every credential unusable.
+func (reg *Registry) checkKEK() error {
+	if !reg.cfg.Shared() {
+		return nil
+	}
+	reg.mu.RLock()
+	defer reg.mu.RUnlock()
+	n, bad := 0, 0
+	for _, c := range reg.creds {
+		n++
+		if c.err != nil && strings.HasPrefix(c.err.Error(), "unseal") {
+			bad++
+		}
+	}
+	if n > 0 && bad == n {
+		return fmt.Errorf("this agent's key-encryption key (%s or $%s) opens none of the %d credentials in the shared store: every agent on one database needs the same key; copy it from the first agent", reg.kekFile, reg.cfg.Agent.KEKEnv, n)
+	}
+	return nil
 }
 
 // SetJobs sets the job lifecycle's side of Deps (in-use checks and preflight logins).
