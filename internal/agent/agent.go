@@ -114,6 +114,7 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 	a.Registry = reg
 	reg.SetJobs(a, a)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.startPruner()
 	if a.leases != nil {
 		// Shared store: jobs are resumed identity by identity, as their leases are taken.
 		a.leases.SetIdentities(reg.IdentityNames, a.leaseTick)

@@ -18,6 +18,10 @@ type Store struct {
 	// ~/.pgpass also work, as in every libpq client.
 	DSN    string `toml:"dsn"`
 	DSNEnv string `toml:"dsn_env"`
+	// KeepFinished is how long a finished job stays listed (status, `ferry jobs`, the console)
+	// before it is forgotten; 0 keeps every job forever (the store and the agent's memory grow
+	// with every job ever run).
+	KeepFinished Duration `toml:"keep_finished"`
 	// Lease tunes how agents on one database share the identities' work.
 	Lease Lease `toml:"lease"`
 }
@@ -67,12 +71,17 @@ func (c Config) LeaseName() string {
 }
 
 func defaultStore() Store {
-	return Store{Backend: "bbolt", Lease: Lease{TTL: Duration{15 * time.Second}, Renew: Duration{5 * time.Second}}}
+	return Store{Backend: "bbolt", KeepFinished: Duration{90 * 24 * time.Hour}, Lease: Lease{TTL: Duration{15 * time.Second}, Renew: Duration{5 * time.Second}}}
 }
 
 // validateStore checks the [store] section.
 func (c Config) validateStore(bad func(field, format string, a ...any)) {
 	s := c.Store
+	if s.KeepFinished.Duration < 0 {
+		bad("store.keep_finished", "must not be negative (0 keeps finished jobs forever)")
+	} else if s.KeepFinished.Duration > 0 && s.KeepFinished.Duration < time.Hour {
+		bad("store.keep_finished", "must be 0 (forever) or at least 1h, got %s: a launcher must still find a job it just saw end", s.KeepFinished.Duration)
+	}
 	switch s.Backend {
 	case "bbolt":
 		if s.DSN != "" || s.DSNEnv != "" {
