@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/ferryhpc/ferry/internal/config"
@@ -248,4 +249,18 @@ func (a *Agent) startSettlerAfter(id string, wait time.Duration) {
 		}
 		a.settleLoopBody(id)
 	}()
+}
+
+// Health says whether this agent can serve: with a shared store, whether the database answers,
+// and which identities it works now (all the registry knows, for a single agent).
+func (a *Agent) Health(ctx context.Context) ([]string, error) {
+	if a.pg == nil {
+		names := a.IdentityNames()
+		sort.Strings(names)
+		return names, nil
+	}
+	if err := a.pg.Pool().Ping(ctx); err != nil {
+		return nil, fmt.Errorf("the shared store does not answer: %w", err)
+	}
+	return a.leases.HeldNames(), nil
 }

@@ -11,6 +11,7 @@ package web
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -76,7 +77,35 @@ func New(cfg config.Config, be Backend, log zerolog.Logger) (*Server, error) {
 	}
 	s.routeAPI()
 	s.routeConsole()
+	s.mux.HandleFunc("GET /healthz", s.healthz)
 	return s, nil
+}
+
+// Healther is a backend that can say whether it is fit to serve (the agent: its store answers).
+type Healther interface {
+	Health(ctx context.Context) (holds []string, err error)
+}
+
+// healthz answers a load balancer in front of several agents, without authentication: 200 with
+// the identities this agent works, or 503 when it cannot serve (its shared store is unreachable).
+// It names no member and no job.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	h, ok := s.be.(Healther)
+	if !ok {
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	holds, err := h.Health(ctx)
+	body := map[string]any{"status": "ok", "holds": holds}
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		body = map[string]any{"status": "unavailable", "error": err.Error()}
+	}
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // Handler returns the front door's HTTP handler (with its security headers).

@@ -298,3 +298,22 @@ func TestSignInRateLimit(t *testing.T) {
 		require.Equal(t, "web", e.Via)
 	}
 }
+
+// TestHealthz: a load balancer's probe needs no sign-in and learns only whether the agent serves
+// and which identities it works.
+func TestHealthz(t *testing.T) {
+	f := newFront(t, nil)
+	resp, err := http.Get(f.url + "/healthz")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var body struct {
+		Status string   `json:"status"`
+		Holds  []string `json:"holds"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	require.Equal(t, "ok", body.Status)
+	names, err := f.agent.ListIdentities(rootCtx)
+	require.NoError(t, err)
+	require.Len(t, body.Holds, len(names), "a single agent works every identity")
+}
