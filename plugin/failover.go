@@ -27,8 +27,18 @@ type Failover struct {
 
 	mu   sync.Mutex
 	cur  int
-	cl   *Client
+	cl   *conn // the current agent's connection; nil until attached
 	done bool
+}
+
+// conn is one attachment, closed once it is retired and no call is using it: a call that fails
+// on one agent must not cut the other calls still in flight there (a cut submit is an ambiguous
+// one).
+type conn struct {
+	cl       *Client
+	k        int
+	inflight int
+	retired  bool
 }
 
 // AttachAny returns a Failover over the agents whose reattach files are given, in order of
@@ -40,52 +50,64 @@ func AttachAny(reattachFiles []string, logger hclog.Logger) (*Failover, error) {
 	return &Failover{files: append([]string(nil), reattachFiles...), logger: logger, Within: 2 * time.Minute}, nil
 }
 
-// Close disconnects from the current agent.
+// Close disconnects from the current agent (calls in flight there end).
 func (f *Failover) Close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.done = true
 	if f.cl != nil {
-		f.cl.Close()
+		f.cl.cl.Close()
 		f.cl = nil
 	}
 }
 
-// client returns the current agent's client, attaching to the next agent that answers.
-func (f *Failover) client() (Service, int, error) {
+// acquire returns the current agent's connection, attaching to the next agent that answers, and
+// counts the caller in it; release counts it out.
+func (f *Failover) acquire() (*conn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.done {
-		return nil, 0, fmt.Errorf("%w: the failover client is closed", ErrUnavailable)
+		return nil, fmt.Errorf("%w: the failover client is closed", ErrUnavailable)
 	}
-	if f.cl != nil {
-		return f.cl.Service(), f.cur, nil
-	}
-	var errs []error
-	for i := 0; i < len(f.files); i++ {
-		k := (f.cur + i) % len(f.files)
-		cl, err := Attach(f.files[k], f.logger)
-		if err == nil {
-			f.cur, f.cl = k, cl
-			return cl.Service(), k, nil
+	if f.cl == nil {
+		var errs []error
+		for i := 0; i < len(f.files) && f.cl == nil; i++ {
+			k := (f.cur + i) % len(f.files)
+			cl, err := Attach(f.files[k], f.logger)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			f.cur, f.cl = k, &conn{cl: cl, k: k}
 		}
-		errs = append(errs, err)
+		if f.cl == nil {
+			return nil, fmt.Errorf("%w: no agent answers: %w", ErrUnavailable, errors.Join(errs...))
+		}
 	}
-	return nil, 0, fmt.Errorf("%w: no agent answers: %w", ErrUnavailable, errors.Join(errs...))
+	f.cl.inflight++
+	return f.cl, nil
 }
 
-// next gives up on agent k (if it is still the current one) so the next call tries another.
-func (f *Failover) next(k int) {
+func (f *Failover) release(c *conn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.cur != k {
+	c.inflight--
+	if c.retired && c.inflight == 0 {
+		c.cl.Close()
+	}
+}
+
+// next gives up on c's agent (if it is still the current one) so the next call tries another;
+// c is closed when its last call ends.
+func (f *Failover) next(c *conn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cl != c {
 		return
 	}
-	if f.cl != nil {
-		f.cl.Close()
-		f.cl = nil
-	}
-	f.cur = (k + 1) % len(f.files)
+	f.cl = nil
+	c.retired = true
+	f.cur = (c.k + 1) % len(f.files)
 }
 
 // do runs call on agents in turn until it succeeds, fails with an error other than
@@ -98,14 +120,14 @@ func (f *Failover) do(ctx context.Context, retry bool, call func(ctx context.Con
 	}
 	wait := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		s, k, err := f.client()
+		c, err := f.acquire()
 		if err == nil {
-			err = call(ctx, s)
-			if err == nil || !errors.Is(err, ErrUnavailable) {
-				return err
+			err = call(ctx, c.cl.Service())
+			if err != nil && errors.Is(err, ErrUnavailable) {
+				f.next(c)
 			}
-			f.next(k)
-			if !retry {
+			f.release(c)
+			if err == nil || !errors.Is(err, ErrUnavailable) || !retry {
 				return err
 			}
 		}

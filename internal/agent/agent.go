@@ -114,17 +114,18 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 	a.Registry = reg
 	reg.SetJobs(a, a)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
-	a.startPruner()
 	if a.leases != nil {
 		// Shared store: jobs are resumed identity by identity, as their leases are taken.
 		a.leases.SetIdentities(reg.IdentityNames, a.leaseTick)
 		a.startLeases(a.leases)
+		a.startPruner()
 		return a, nil
 	}
 	if err := a.reattach(); err != nil {
 		a.Close()
 		return nil, err
 	}
+	a.startPruner()
 	return a, nil
 }
 

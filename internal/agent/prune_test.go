@@ -29,7 +29,9 @@ func TestPruneForgetsOnlyOldFinishedJobs(t *testing.T) {
 	} {
 		j := j
 		require.NoError(t, a.store.Put(j))
+		a.mu.Lock()
 		a.jobs[j.ID] = &j
+		a.mu.Unlock()
 	}
 	require.Equal(t, 1, a.prune(now.Add(-cfg.Store.KeepFinished.Duration)))
 	_, ok := a.current("old-done")

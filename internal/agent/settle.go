@@ -66,6 +66,13 @@ func (a *Agent) settleLoop(id string) {
 }
 
 func (a *Agent) settleLoopBody(id string) {
+	if d := a.settleWait(id); d > 0 {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-time.After(d):
+		}
+	}
 	wait := settleBackoff[0]
 	for {
 		done, err := a.settleOnce(a.ctx, id)
@@ -105,7 +112,7 @@ func (a *Agent) settleOnce(ctx context.Context, id string) (done bool, err error
 func (a *Agent) settleClaimed(ctx context.Context, j store.Job) (done bool, err error) {
 	id := j.ID
 	if wait := a.settleWait(id); wait > 0 {
-		return false, fmt.Errorf("the submit was started by the agent that held identity %q before: it may still be running on the login node; settling in %s", j.Identity, wait.Round(time.Second))
+		return false, fmt.Errorf("the first submit command may still be running on the login node; settling it by its token in %s", wait.Round(time.Second))
 	}
 	log := a.log.With().Str("identity", j.Identity).Str("user", j.User).Str("job", id).Logger()
 	var spec scheduler.JobSpec

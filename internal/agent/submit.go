@@ -120,6 +120,12 @@ func (a *Agent) Submit(ctx context.Context, req contract.SubmitRequest) (contrac
 				j.Status = string(scheduler.StatusUnknown)
 				j.Error = "submit outcome unknown: " + err.Error()
 			})
+			// The submit command may still be running on the login node (a cut connection or
+			// a cancelled call does not stop it): give it time to finish before the settler
+			// looks its token up, or the lookup could miss it and submit it again.
+			a.mu.Lock()
+			a.notBefore[id] = time.Now().Add(ambiguousGrace)
+			a.mu.Unlock()
 			a.startSettler(id)
 		} else {
 			// The submit certainly did not create a job: forget it, so a retry submits afresh.
@@ -142,6 +148,10 @@ func (a *Agent) Submit(ctx context.Context, req contract.SubmitRequest) (contrac
 	a.mu.Unlock()
 	return out, nil
 }
+
+// ambiguousGrace is how long a submit whose outcome is unknown waits before its token is looked
+// up: long enough for an sbatch whose connection was cut to reach the controller.
+var ambiguousGrace = 5 * time.Second
 
 // statusSubmitting marks a job whose submit has not settled yet.
 const statusSubmitting = "submitting"
