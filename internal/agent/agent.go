@@ -64,8 +64,9 @@ type Agent struct {
 	recent   map[sshpool.Key]*window  // commands in the last minute, for `ferry pools`
 	batchers map[sshpool.Key]*batcher
 	claims   map[string]bool // tokens whose submit a call or a settler is working on
-	// notBefore holds inherited unsettled submits (shared store) until the previous holder's
-	// submit command can no longer be running.
+	// notBefore holds back the settling of a submit whose command may still be running on the
+	// login node: one whose outcome was just found unknown, or one inherited from the previous
+	// holder of its identity (shared store).
 	notBefore map[string]time.Time
 
 	metrics *metrics.Metrics

@@ -62,10 +62,6 @@ func (a *Agent) startSettler(id string) {
 
 func (a *Agent) settleLoop(id string) {
 	defer a.wg.Done()
-	a.settleLoopBody(id)
-}
-
-func (a *Agent) settleLoopBody(id string) {
 	if d := a.settleWait(id); d > 0 {
 		select {
 		case <-a.ctx.Done():

@@ -107,13 +107,16 @@ func (a *Agent) notHere(identityName string) error {
 }
 
 // take is the lease manager's OnAcquire: load identity's jobs from the store and resume them.
-func (a *Agent) take(identityName string, token int64) {
+// Without its jobs this agent cannot work the identity: the error gives the lease back.
+func (a *Agent) take(identityName string, token int64) error {
+	// The previous holder kept its credentials' statuses (a held credential stays held).
+	if err := a.ReloadStatusesOf(identityName); err != nil {
+		return fmt.Errorf("read its credentials' statuses: %w", err)
+	}
 	jobs, err := a.pg.JobsOf(identityName)
 	if err != nil {
-		// Without its jobs this agent cannot work the identity: give the lease back at once so
-		// another agent (or this one, next period) takes it with its jobs.
 		a.log.Error().Err(err).Str("identity", identityName).Msg("load jobs of a newly held identity")
-		return
+		return fmt.Errorf("load its jobs: %w", err)
 	}
 	keys := map[sshpool.Key]bool{}
 	var settle []string
@@ -147,8 +150,9 @@ func (a *Agent) take(identityName string, token int64) {
 	}
 	a.mu.Unlock()
 	for _, id := range settle {
-		a.startSettlerAfter(id, wait)
+		a.startSettler(id) // it waits for notBefore
 	}
+	return nil
 }
 
 // drop is the lease manager's OnLose: forget identity's jobs; pollers and settlers stop.
@@ -209,11 +213,7 @@ func (a *Agent) storedJobs(identityName string) []store.Job {
 		}
 		all, err = a.pg.JobsOf(identityName)
 	} else {
-		held := map[string]bool{}
-		for _, n := range a.leases.HeldNames() {
-			held[n] = true
-		}
-		all, err = a.pg.All(func(j store.Job) bool { return !held[j.Identity] })
+		all, err = a.pg.JobsExcept(a.leases.HeldNames())
 	}
 	if err != nil {
 		a.log.Warn().Err(err).Msg("read jobs from the shared store")
@@ -222,7 +222,7 @@ func (a *Agent) storedJobs(identityName string) []store.Job {
 	return all
 }
 
-// settleWait is how long an inherited unsettled submit must still wait before it is settled.
+// settleWait is how long a held-back submit (notBefore) must still wait before it is settled.
 func (a *Agent) settleWait(id string) time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -235,20 +235,6 @@ func (a *Agent) settleWait(id string) time.Duration {
 	}
 	delete(a.notBefore, id)
 	return 0
-}
-
-// startSettlerAfter is startSettler, after wait.
-func (a *Agent) startSettlerAfter(id string, wait time.Duration) {
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		select {
-		case <-a.ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		a.settleLoopBody(id)
-	}()
 }
 
 // Health says whether this agent can serve: with a shared store, whether the database answers,

@@ -76,8 +76,10 @@ type Registry struct {
 	auditPath string
 	kekFile   string
 
-	mu      sync.RWMutex // guards kek, ids, creds, members
+	mu      sync.RWMutex // guards kek, ids, creds, members, version, loaded
 	kek     *secrets.KEK
+	version int64 // the shared store's registry version last reloaded (store.Versioned)
+	loaded  bool  // version is set
 	ids     map[string]*identity
 	creds   map[credKey]*credential
 	members map[string]store.Member

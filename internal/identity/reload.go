@@ -9,11 +9,26 @@ import (
 )
 
 // Reload brings the registry up to date with the store, for agents that share one (PostgreSQL):
-// another agent may have added, changed or removed members, identities and credentials. Records
-// that did not change keep their live state (parsed signers, pools); a changed identity or login
-// drops the pools built on the old one, so the next use dials the new target. A credential whose
-// status alone changed (a login outcome another agent recorded) is not unsealed again.
+// another agent may have added, changed or removed members, identities and credentials. With a
+// store.Versioned it reads nothing more than the version while nothing changed. Records that did
+// not change keep their live state (parsed signers, pools); a changed identity or login drops the
+// pools built on the old one, so the next use dials the new target.
 func (reg *Registry) Reload() error {
+	var version int64
+	vs, versioned := reg.store.(store.Versioned)
+	if versioned {
+		v, err := vs.RegistryVersion()
+		if err != nil {
+			return err
+		}
+		reg.mu.RLock()
+		same := reg.loaded && v == reg.version
+		reg.mu.RUnlock()
+		if same {
+			return nil
+		}
+		version = v // read before the records: a change in between shows as a newer version next time
+	}
 	members, err := reg.store.Members()
 	if err != nil {
 		return err
@@ -28,6 +43,9 @@ func (reg *Registry) Reload() error {
 	}
 	var drops []sshpool.Key
 	reg.mu.Lock()
+	if versioned {
+		reg.version, reg.loaded = version, true
+	}
 	nm := make(map[string]store.Member, len(members))
 	for _, m := range members {
 		nm[m.Name] = m
@@ -87,6 +105,38 @@ func (reg *Registry) Reload() error {
 	reg.mu.Unlock()
 	for _, k := range drops {
 		reg.drop(k)
+	}
+	return nil
+}
+
+// ReloadStatusesOf re-reads the statuses of identity's credentials (last login, failures, held),
+// which the registry version does not track because the agent working the identity keeps them.
+// Call it on taking an identity over from another agent, so a held credential stays held.
+func (reg *Registry) ReloadStatusesOf(identityName string) error {
+	var recs []store.Credential
+	var err error
+	if cs, ok := reg.store.(interface {
+		CredentialsOf(identity string) ([]store.Credential, error)
+	}); ok {
+		recs, err = cs.CredentialsOf(identityName)
+	} else {
+		var all []store.Credential
+		all, err = reg.store.Credentials()
+		for _, c := range all {
+			if c.Identity == identityName {
+				recs = append(recs, c)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	for _, rec := range recs {
+		if c, ok := reg.creds[credKey{rec.Identity, rec.Member}]; ok && sameLogin(c.rec, rec) {
+			c.rec = rec // a changed login is Reload's to rebuild
+		}
 	}
 	return nil
 }

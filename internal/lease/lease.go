@@ -39,8 +39,10 @@ type Options struct {
 	// Identities lists the identities to hold (all the store knows). Called each period.
 	Identities func() []string
 	// OnAcquire is called when this agent takes an identity, with the holding's token; OnLose
-	// when it stops holding one. Both run on the manager's goroutine, never concurrently.
-	OnAcquire func(identity string, token int64)
+	// when it stops holding one. Both run on the manager's goroutine, never concurrently. An
+	// error from OnAcquire (the agent cannot work the identity) gives the lease back at once,
+	// so another agent, or this one next period, takes it.
+	OnAcquire func(identity string, token int64) error
 	OnLose    func(identity string)
 	// Tick, when set, runs at the start of each period (the agent reloads its registry there).
 	Tick func()
@@ -157,9 +159,6 @@ func (m *Manager) Fence(identity string) (string, int64, bool) {
 	t, ok := m.Held(identity)
 	return m.opts.Name, t, ok
 }
-
-// Name is this agent's name.
-func (m *Manager) Name() string { return m.opts.Name }
 
 // Run renews, acquires and gives up leases until ctx ends, then releases what it holds.
 func (m *Manager) Run(ctx context.Context) {
@@ -357,7 +356,9 @@ func (m *Manager) acquire(ctx context.Context, n string) {
 	m.mu.Unlock()
 	m.log.Info().Str("identity", n).Int64("token", token).Msg("lease acquired: acting for the identity")
 	if m.opts.OnAcquire != nil {
-		m.opts.OnAcquire(n, token)
+		if err := m.opts.OnAcquire(n, token); err != nil {
+			m.give(ctx, n, token, "could not start working it: "+err.Error())
+		}
 	}
 }
 

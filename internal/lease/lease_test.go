@@ -39,11 +39,12 @@ func start(t *testing.T, pool *pgxpool.Pool, name string, ids ...string) *agent 
 	a := &agent{acquired: map[string]time.Time{}, lost: map[string]time.Time{}, tokens: map[string]int64{}, done: make(chan struct{})}
 	m, err := lease.New(pool, lease.Options{Name: name, Address: name + ".example.org:7443", TTL: ttl, Renew: renew,
 		Identities: func() []string { return ids },
-		OnAcquire: func(id string, token int64) {
+		OnAcquire: func(id string, token int64) error {
 			a.mu.Lock()
 			a.acquired[id], a.tokens[id] = time.Now(), token
 			delete(a.lost, id)
 			a.mu.Unlock()
+			return nil
 		},
 		OnLose: func(id string) {
 			a.mu.Lock()
@@ -237,4 +238,39 @@ func TestOptions(t *testing.T) {
 	_, err = lease.New(nil, lease.Options{TTL: 10 * time.Second, Renew: time.Second}, zerolog.Nop())
 	require.Error(t, err)
 	require.False(t, errors.Is(err, store.ErrFenced))
+}
+
+// TestAcquireFailureGivesTheLeaseBack: an agent that cannot start working an identity it just
+// took (OnAcquire fails) releases it at once, and takes it again next period.
+func TestAcquireFailureGivesTheLeaseBack(t *testing.T) {
+	dsn, _ := db(t)
+	var calls, losses int
+	var mu sync.Mutex
+	m, err := lease.New(pool(t, dsn), lease.Options{Name: "a", TTL: ttl, Renew: renew,
+		Identities: func() []string { return []string{"hpc"} },
+		OnAcquire: func(string, int64) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if calls == 1 {
+				return errors.New("cannot load its jobs")
+			}
+			return nil
+		},
+		OnLose: func(string) { mu.Lock(); losses++; mu.Unlock() },
+	}, zerolog.Nop())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	require.Eventually(t, func() bool { _, ok := m.Held("hpc"); return ok }, ttl, 20*time.Millisecond, "taken again after the failed start")
+	mu.Lock()
+	require.Equal(t, 2, calls)
+	require.Equal(t, 1, losses, "the failed start was told to stop")
+	mu.Unlock()
+	rows, err := lease.All(context.Background(), pool(t, dsn))
+	require.NoError(t, err)
+	require.Equal(t, int64(2), rows[0].Token, "released and taken again: a new holding")
+	require.Less(t, time.Since(rows[0].Expires), time.Duration(0))
 }

@@ -61,3 +61,9 @@ type AuditSink interface {
 	AppendAudit(record []byte) error
 	AuditRecords(fn func(record []byte) error) error
 }
+
+// Versioned is a store shared by several agents that tells when the registry (members,
+// identities, credentials' logins) changed, so an agent re-reads it only then (Postgres).
+type Versioned interface {
+	RegistryVersion() (int64, error)
+}

@@ -66,6 +66,31 @@ var migrations = []string{
 		expires  timestamptz NOT NULL,
 		acquired timestamptz NOT NULL DEFAULT now()
 	);`,
+	// 3: a version of the registry (members, identities, and how credentials log in), bumped by
+	// triggers, so agents re-read the registry only when it changed. A credential's status alone
+	// (last login, failures, held) does not bump it: those writes are frequent, and the agent
+	// working the identity keeps them itself.
+	`CREATE TABLE registry_version (id int PRIMARY KEY CHECK (id = 1), version bigint NOT NULL);
+	INSERT INTO registry_version VALUES (1, 0);
+	CREATE FUNCTION ferry_registry_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		UPDATE registry_version SET version = version + 1 WHERE id = 1;
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER members_changed AFTER INSERT OR UPDATE OR DELETE ON members
+		FOR EACH ROW EXECUTE FUNCTION ferry_registry_changed();
+	CREATE TRIGGER identities_changed AFTER INSERT OR UPDATE OR DELETE ON identities
+		FOR EACH ROW EXECUTE FUNCTION ferry_registry_changed();
+	CREATE TRIGGER credentials_added AFTER INSERT OR DELETE ON credentials
+		FOR EACH ROW EXECUTE FUNCTION ferry_registry_changed();
+	CREATE TRIGGER credentials_login_changed AFTER UPDATE ON credentials
+		FOR EACH ROW WHEN (
+			OLD.doc->'username' IS DISTINCT FROM NEW.doc->'username' OR
+			OLD.doc->'key' IS DISTINCT FROM NEW.doc->'key' OR
+			OLD.doc->'passphrase' IS DISTINCT FROM NEW.doc->'passphrase' OR
+			OLD.doc->'certificate' IS DISTINCT FROM NEW.doc->'certificate' OR
+			OLD.doc->'updated_at' IS DISTINCT FROM NEW.doc->'updated_at')
+		EXECUTE FUNCTION ferry_registry_changed();`,
 }
 
 // migrationLock is the advisory lock key under which migrations run ("ferry" in ASCII).
@@ -361,6 +386,11 @@ func (p *Postgres) Credentials() ([]Credential, error) {
 	return listDocs[Credential](p, `SELECT doc FROM credentials ORDER BY identity, member`)
 }
 
+// CredentialsOf returns the credentials on one identity.
+func (p *Postgres) CredentialsOf(identity string) ([]Credential, error) {
+	return listDocs[Credential](p, `SELECT doc FROM credentials WHERE identity = $1 ORDER BY member`, identity)
+}
+
 // DeleteCredential removes member's credential on identity.
 func (p *Postgres) DeleteCredential(identity, member string) error {
 	return p.exec(`DELETE FROM credentials WHERE identity = $1 AND member = $2`, identity, member)
@@ -486,6 +516,21 @@ func (p *Postgres) DeleteWebOf(member string) error {
 	})
 }
 
+// RegistryVersion is a number that changes whenever a member, an identity or how a credential
+// logs in changes (migration 3's triggers), for any agent.
+func (p *Postgres) RegistryVersion() (int64, error) {
+	ctx, cancel := p.ctx()
+	defer cancel()
+	var v int64
+	err := p.pool.QueryRow(ctx, `SELECT version FROM registry_version WHERE id = 1`).Scan(&v)
+	return v, err
+}
+
+// JobsExcept returns the jobs of every identity but those named, oldest put first.
+func (p *Postgres) JobsExcept(identities []string) ([]Job, error) {
+	return listDocs[Job](p, `SELECT doc FROM jobs WHERE NOT (identity = ANY(coalesce($1::text[], '{}'))) ORDER BY seq`, identities)
+}
+
 // AppendAudit appends one audit record.
 func (p *Postgres) AppendAudit(record []byte) error {
 	return p.exec(`INSERT INTO audit (doc) VALUES ($1)`, record)
@@ -515,4 +560,5 @@ func (p *Postgres) AuditRecords(fn func(record []byte) error) error {
 var (
 	_ Store     = (*Postgres)(nil)
 	_ AuditSink = (*Postgres)(nil)
+	_ Versioned = (*Postgres)(nil)
 )

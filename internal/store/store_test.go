@@ -243,3 +243,71 @@ func TestPostgresAuditTrail(t *testing.T) {
 	require.ErrorIs(t, s.AuditRecords(func([]byte) error { n++; return stop }), stop, "fn's error ends the scan")
 	require.Equal(t, 1, n)
 }
+
+// TestPostgresRegistryVersion: the version moves with members, identities and how a credential
+// logs in, not with a credential's status alone (frequent, and kept by the agent working it).
+func TestPostgresRegistryVersion(t *testing.T) {
+	s, err := store.OpenPostgres(context.Background(), testcluster.PostgresDB(t))
+	require.NoError(t, err)
+	defer s.Close()
+	v := func() int64 {
+		n, err := s.RegistryVersion()
+		require.NoError(t, err)
+		return n
+	}
+	moved := func(what string, fn func() error) {
+		t.Helper()
+		before := v()
+		require.NoError(t, fn())
+		require.Greater(t, v(), before, what)
+	}
+	same := func(what string, fn func() error) {
+		t.Helper()
+		before := v()
+		require.NoError(t, fn())
+		require.Equal(t, before, v(), what)
+	}
+	moved("a new member", func() error { return s.PutMember(store.Member{Name: "alice", Role: "member"}) })
+	moved("a changed member", func() error { return s.PutMember(store.Member{Name: "alice", Role: "owner"}) })
+	moved("a new identity", func() error { return s.PutIdentity(store.Identity{Name: "hpc"}) })
+	c := store.Credential{Identity: "hpc", Member: "alice", Username: "alice", Key: []byte("sealed-1"), UpdatedAt: t0}
+	moved("a new credential", func() error { return s.PutCredential(c) })
+	c.LastOK, c.Verified, c.Failures = t0.Add(time.Minute), true, 0
+	same("a login outcome", func() error { return s.PutCredential(c) })
+	c.Failures, c.Held, c.LastError = 3, true, "permission denied"
+	same("a credential held", func() error { return s.PutCredential(c) })
+	c.Key, c.UpdatedAt, c.Held = []byte("sealed-2"), t0.Add(time.Hour), false
+	moved("a new key", func() error { return s.PutCredential(c) })
+	c.Username = "asmith"
+	moved("a new username", func() error { return s.PutCredential(c) })
+	moved("a deleted credential", func() error { return s.DeleteCredential("hpc", "alice") })
+	moved("a deleted member", func() error { return s.DeleteMember("alice") })
+
+	require.NoError(t, s.PutCredential(store.Credential{Identity: "hpc", Member: "bob"}))
+	require.NoError(t, s.PutCredential(store.Credential{Identity: "gpu", Member: "bob"}))
+	of, err := s.CredentialsOf("hpc")
+	require.NoError(t, err)
+	require.Len(t, of, 1)
+	require.Equal(t, "hpc", of[0].Identity)
+}
+
+// TestPostgresJobsOfAndExcept: an agent reads one identity's jobs, or every identity's but those
+// it holds.
+func TestPostgresJobsOfAndExcept(t *testing.T) {
+	s, err := store.OpenPostgres(context.Background(), testcluster.PostgresDB(t))
+	require.NoError(t, err)
+	defer s.Close()
+	for _, j := range []store.Job{{ID: "1", Identity: "hpc", User: "a"}, {ID: "2", Identity: "gpu", User: "a"}, {ID: "3", Identity: "hpc", User: "b"}} {
+		require.NoError(t, s.Put(j))
+	}
+	of, err := s.JobsOf("hpc")
+	require.NoError(t, err)
+	require.Equal(t, []string{"1", "3"}, []string{of[0].ID, of[1].ID})
+	ex, err := s.JobsExcept([]string{"hpc"})
+	require.NoError(t, err)
+	require.Len(t, ex, 1)
+	require.Equal(t, "2", ex[0].ID)
+	ex, err = s.JobsExcept(nil)
+	require.NoError(t, err)
+	require.Len(t, ex, 3, "holding nothing: every job")
+}
