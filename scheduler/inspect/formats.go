@@ -129,6 +129,12 @@ func slurmFormats() Scheduler {
 				Parse:       plain(slurm.ParseSqueueTable),
 			},
 			{
+				Name:        "squeue-id-state",
+				Description: "headerless squeue -o '%i %t' (or '%i %T'): one job id and its state per line, as the most used workflow executor asks for",
+				Detect:      detectSqueueIDState,
+				Parse:       plain(slurm.ParseSqueueIDState),
+			},
+			{
 				Name:        "sacct-parsable",
 				Description: "sacct -P (--parsable2) or --parsable with its header line naming JobID and State",
 				Detect:      detectSacctParsable,
@@ -361,6 +367,22 @@ func startsWithDigit(s string) bool {
 func detectFerrySqueue(in []byte) bool {
 	f := strings.Split(firstLine(in), "|")
 	return len(f) >= 9 && startsWithDigit(f[0]) && slurmCompact.MatchString(f[1])
+}
+
+// detectSqueueIDState: every one of the first lines is two blank-separated words, a job id
+// starting with a digit and an upper-case state ("5753_[3-4%2] PD", "12 RUNNING").
+func detectSqueueIDState(in []byte) bool {
+	lines, _ := headLines(in, 5)
+	if len(lines) == 0 {
+		return false
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 2 || !startsWithDigit(f[0]) || !(slurmCompact.MatchString(f[1]) || slurmLongWord.MatchString(f[1])) {
+			return false
+		}
+	}
+	return true
 }
 
 // detectFerrySacct: '|'-separated, at least 10 fields, an id, a long state name and an exit code

@@ -140,7 +140,7 @@ func TestGarbage(t *testing.T) {
 	for _, tc := range []struct {
 		name, scheduler, output, format, in, want string
 	}{
-		{"slurm auto", "slurm", "status", "auto", "\nhello world\n", `line 2 "hello world"; tried ferry-squeue, ferry-sacct, squeue, sacct-parsable, sacct, scontrol`},
+		{"slurm auto", "slurm", "status", "auto", "\nhello world\n", `line 2 "hello world"; tried ferry-squeue, ferry-sacct, squeue, squeue-id-state, sacct-parsable, sacct, scontrol`},
 		{"slurm squeue bad row", "slurm", "status", "auto", "JOBID ST NAME\n1 R a\n2\n", "squeue line 3 has 1 fields"},
 		{"slurm ferry-squeue short row", "slurm", "status", "ferry-squeue", "1|R|x|p|u|1|2|3|n\n2|R\n", "squeue line 2 has 2 fields"},
 		{"slurm scontrol", "slurm", "status", "scontrol", "JobId=1 JobState=R\n\nnot a record\n", "scontrol line 3"},

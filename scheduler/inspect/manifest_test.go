@@ -60,6 +60,7 @@ var fixtureFormats = map[string]string{
 	"slurm-local-squeue-ferry-epoch.txt": "ferry-squeue",
 	"slurm-local-squeue-default.txt":     "squeue",
 	"slurm-local-squeue-long.txt":        "squeue",
+	"slurm-local-squeue-id-state.txt":    "squeue-id-state",
 	"slurm-local-scontrol.txt":           "scontrol",
 	"slurm-local-scontrol-o.txt":         "scontrol",
 	"slurm-local-sacct-ferry.txt":        "ferry-sacct",

@@ -13,6 +13,9 @@ import (
 // manifest row must get one, or be listed in skipped with the reason, so a new fixture cannot be
 // ignored silently.
 func fixtureParser(file string) (adaptertest.ParseFunc, bool) {
+	if rest, ok := strings.CutPrefix(file, "sge-local-"); ok { // captured on the local test cluster
+		file = "sge-" + rest
+	}
 	switch {
 	case strings.HasPrefix(file, "sge-qstat-xml-"):
 		return ParseQstatXML, true

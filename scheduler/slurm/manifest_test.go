@@ -44,6 +44,7 @@ func fixtureParsers() (map[string]adaptertest.ParseFunc, map[string]string) {
 		"slurm-local-squeue-ferry-epoch.txt": s.ParseStatus,
 		"slurm-local-squeue-default.txt":     ParseSqueueTable,
 		"slurm-local-squeue-long.txt":        ParseSqueueTable,
+		"slurm-local-squeue-id-state.txt":    ParseSqueueIDState,
 		"slurm-local-scontrol.txt":           ParseScontrolShowJob,
 		"slurm-local-scontrol-o.txt":         ParseScontrolShowJob,
 		"slurm-local-sacct-ferry.txt":        s.ParseAccounting,

@@ -17,8 +17,9 @@ var (
 	// "123;cluster".
 	submitParsable = regexp.MustCompile(`^([0-9]+)(?:;\S+)?$`)
 	// submitSentence is the line sbatch prints otherwise: "Submitted batch job 123", with
-	// " on cluster NAME" under sbatch -M.
-	submitSentence = regexp.MustCompile(`^Submitted batch job ([0-9]+)(?: on cluster \S+)?$`)
+	// " on cluster NAME" under sbatch -M. Older Slurm releases printed it with their logger
+	// (info()), which prefixes the program's name: "sbatch: Submitted batch job 123".
+	submitSentence = regexp.MustCompile(`^(?:sbatch: )?Submitted batch job ([0-9]+)(?: on cluster \S+)?$`)
 )
 
 // ParseSubmit returns the job id from sbatch's stdout: the last line that is "ID", "ID;CLUSTER" or

@@ -42,6 +42,10 @@ func TestParseSubmit(t *testing.T) {
 		{name: "parsable cluster", in: "123;cluster1\n", want: "123"},
 		{name: "sentence", in: "Submitted batch job 4567\n", want: "4567"},
 		{name: "sentence on cluster", in: "Submitted batch job 4567 on cluster mpp2", want: "4567"},
+		// Older releases printed the sentence through their logger, prefixed with the program.
+		{name: "old sbatch prefix", in: "sbatch: Submitted batch job 1032\n", want: "1032"},
+		{name: "old sbatch prefix after a warning", in: "sbatch: Warning: can't honor --ntasks-per-node\nsbatch: Submitted batch job 88\n", want: "88"},
+		{name: "other program's prefix is not sbatch's", in: "srun: Submitted batch job 5\n"},
 		{name: "banner before", in: "Welcome to HPC\nsbatch: Warning: x 12\n99\n", want: "99"},
 		{name: "crlf and blanks", in: "  77  \r\n\r\n", want: "77"},
 		{name: "last matching line wins", in: "12\nSubmitted batch job 13\n", want: "13"},
@@ -416,4 +420,20 @@ func TestParseTime(t *testing.T) {
 			require.True(t, tt.want.Equal(parseTime(tt.in)), "got %v", parseTime(tt.in))
 		})
 	}
+}
+
+// TestParseSqueueIDStateRefusesOtherLines: a third column, a header or a line not starting with an
+// id is garbage for the two-column format, reported with its line number, never a job.
+func TestParseSqueueIDStateRefusesOtherLines(t *testing.T) {
+	for _, in := range []string{"12 R extra\n", "JOBID ST\n12 R\n", "12\n", "12 R\nabc PD\n"} {
+		_, err := ParseSqueueIDState([]byte(in))
+		require.ErrorIs(t, err, scheduler.ErrParse, "%q", in)
+		require.Contains(t, err.Error(), "line ", "%q", in)
+	}
+	got, err := ParseSqueueIDState([]byte("\n  7 CANCELLED\n8_[1-3] PD\n"))
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	require.Equal(t, scheduler.StatusCancelled, got[0].Status)
+	require.Equal(t, scheduler.JobID("8_[1-3]"), got[1].ID)
+	require.Equal(t, scheduler.StatusPending, got[1].Status)
 }

@@ -476,3 +476,28 @@ func scontrolRecord(r map[string]string) (scheduler.JobState, error) {
 }
 
 var scontrolColumns = mapColumns(strings.Split("JOBID|STATE|REASON|PARTITION|USER|SUBMIT|START|END|NAME|EXITCODE", "|"))
+
+// ParseSqueueIDState parses headerless two-column squeue output, one job per line: the id and the
+// state, as `squeue --noheader -o '%i %t'` prints them (the format the most used workflow executor
+// issues; '%T' long state names are read too). Array rows keep their ids as printed
+// ("5753_[3-4%2]", "5753_1"). Empty output is no jobs; a line that is not exactly an id starting
+// with a digit and a state is an error wrapping scheduler.ErrParse that names the line.
+func ParseSqueueIDState(stdout []byte) ([]scheduler.JobState, error) {
+	var out []scheduler.JobState
+	err := adapter.EachLine(stdout, func(no int, line string) error {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			return nil
+		}
+		if len(f) != 2 || f[0][0] < '0' || f[0][0] > '9' {
+			return fmt.Errorf("squeue line %d is not a job id and a state: %q: %w", no, adapter.Bound(line), scheduler.ErrParse)
+		}
+		raw, st := normalizeState(f[1])
+		out = append(out, scheduler.JobState{ID: scheduler.JobID(f[0]), Raw: raw, Status: st})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
