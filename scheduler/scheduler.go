@@ -204,6 +204,16 @@ type TokenLookup interface {
 	ParseLookup(stdout []byte, token string) (JobID, bool, error)
 }
 
+// LookupChecker is the optional ability to judge a lookup command's result, for schedulers whose
+// listing exits non-zero when the user has no job at all (bjobs) or when a job left between two
+// calls of the lookup (qstat of an id qselect had just listed). CheckLookup returns nil when
+// stdout is to be parsed (an empty stdout then means no job carries the token) and an error when
+// the lookup really failed: a failed lookup is never "not found", which would lead to a second
+// submit. Without it, any non-zero exit is an error.
+type LookupChecker interface {
+	CheckLookup(r Result) error
+}
+
 // StatusChecker is the optional ability to judge a status or accounting command's result. Some
 // schedulers (qstat, bjobs, bhist) exit non-zero when one of several ids is unknown while stdout
 // still lists every job they know; CheckStatus returns nil when stdout is to be parsed anyway, and

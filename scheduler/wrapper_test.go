@@ -34,7 +34,7 @@ func startWrapper(t *testing.T, shell, script string, spec JobSpec) (string, *ex
 	t.Helper()
 	dir := t.TempDir()
 	spec.Dir = dir
-	run, err := RenderWrapper(spec, []string{"#SBATCH -J test"})
+	run, err := RenderWrapper(spec, []string{"#SBATCH -J test"}, "SLURM_JOB_ID")
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, RunFile), run, 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, TaskFile), []byte(script), 0o644))
@@ -44,6 +44,7 @@ func startWrapper(t *testing.T, shell, script string, spec JobSpec) (string, *ex
 	}
 	cmd := exec.Command(shell, args...)
 	cmd.Dir = "/" // the wrapper must cd itself
+	cmd.Env = append(os.Environ(), "SLURM_JOB_ID=4242")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
@@ -206,7 +207,7 @@ func TestWrapperSignals(t *testing.T) {
 
 // TestWrapperIsPOSIX runs the rendered script through the shells' syntax checkers.
 func TestWrapperIsPOSIX(t *testing.T) {
-	run, err := RenderWrapper(JobSpec{Dir: "/w/a b", Token: "t", Env: map[string]string{"A": "1"}}, []string{"#SBATCH -J x"})
+	run, err := RenderWrapper(JobSpec{Dir: "/w/a b", Token: "t", Env: map[string]string{"A": "1"}}, []string{"#SBATCH -J x"}, "SLURM_JOB_ID")
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(string(run), "#!/bin/sh\n#SBATCH -J x\n"))
 	for _, sh := range wrapperShells(t) {
@@ -219,15 +220,17 @@ func TestWrapperIsPOSIX(t *testing.T) {
 }
 
 func TestRenderWrapperRefusals(t *testing.T) {
-	_, err := RenderWrapper(JobSpec{Dir: "relative"}, nil)
+	_, err := RenderWrapper(JobSpec{Dir: "relative"}, nil, "")
 	require.Error(t, err)
-	_, err = RenderWrapper(JobSpec{Dir: "/w"}, []string{"#SBATCH -J a\n#SBATCH --array=1-3"})
+	_, err = RenderWrapper(JobSpec{Dir: "/w"}, []string{"#SBATCH -J a\n#SBATCH --array=1-3"}, "")
 	require.Error(t, err)
-	_, err = RenderWrapper(JobSpec{Dir: "/w", Env: map[string]string{"1A": "x"}}, nil)
+	_, err = RenderWrapper(JobSpec{Dir: "/w"}, nil, "A;B")
+	require.Error(t, err, "a job id variable that is not a name")
+	_, err = RenderWrapper(JobSpec{Dir: "/w", Env: map[string]string{"1A": "x"}}, nil, "")
 	require.Error(t, err)
-	_, err = RenderWrapper(JobSpec{Dir: "/w", Env: map[string]string{"A": "x\x00"}}, nil)
+	_, err = RenderWrapper(JobSpec{Dir: "/w", Env: map[string]string{"A": "x\x00"}}, nil, "")
 	require.ErrorIs(t, err, ErrUnquotable)
-	_, err = RenderWrapper(JobSpec{Dir: "/w\x00"}, nil)
+	_, err = RenderWrapper(JobSpec{Dir: "/w\x00"}, nil, "")
 	require.ErrorIs(t, err, ErrUnquotable)
 }
 
@@ -348,5 +351,20 @@ func TestWrapperTaskKilledAtTheLimit(t *testing.T) {
 				require.Equal(t, strconv.Itoa(c.code)+"\n", readFile(t, dir, ExitCodeFile))
 			})
 		}
+	}
+}
+
+// TestWrapperRecordsJobID: .command.begin holds the scheduler's id of the job (the variable the
+// adapter names, read before the task's environment is exported, so a task Env entry of the same
+// name cannot change it), in every shell.
+func TestWrapperRecordsJobID(t *testing.T) {
+	for _, sh := range wrapperShells(t) {
+		t.Run(filepath.Base(sh), func(t *testing.T) {
+			dir, cmd := startWrapper(t, sh, "exit 0\n", JobSpec{Env: map[string]string{"SLURM_JOB_ID": "999"}})
+			require.Equal(t, 0, waitExit(t, cmd))
+			b, err := os.ReadFile(filepath.Join(dir, BeginFile))
+			require.NoError(t, err)
+			require.Equal(t, "4242\n", string(b))
+		})
 	}
 }

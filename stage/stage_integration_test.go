@@ -174,3 +174,23 @@ func TestWriteFilesMakesConfinedDirs(t *testing.T) {
 	err = s.WriteFiles(ctx, alice, files(root+"/plain/g"))
 	require.ErrorContains(t, err, abs+"/plain\" exists and is not a directory")
 }
+
+// TestWriteFilesRemoves: a File with Remove set is removed in the same call (a reused task dir
+// loses its old run's .exitcode and .command.begin), a missing one is no error, and a symlink is
+// removed itself, never what it points to.
+func TestWriteFilesRemoves(t *testing.T) {
+	c, _, alice, s := aliceStager(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	root := fmt.Sprintf("writeremove-%d", time.Now().UnixNano())
+	abs := c.WorkDir + "/" + root
+	defer exec(t, alice, "rm -rf "+abs)
+	exec(t, alice, "mkdir -p "+abs+" && cd "+abs+" && echo 3 > .exitcode && echo keep > target && ln -s target .command.begin")
+	require.NoError(t, s.WriteFiles(ctx, alice, []stage.File{
+		{Rel: root + "/.command.run", Data: []byte("#!/bin/sh\n")},
+		{Rel: root + "/.exitcode", Remove: true},
+		{Rel: root + "/.command.begin", Remove: true},
+		{Rel: root + "/never-there", Remove: true},
+	}))
+	require.Equal(t, ".command.run target keep", exec(t, alice, "cd "+abs+" && echo $(ls -A) $(cat target)"))
+}

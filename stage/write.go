@@ -41,6 +41,9 @@ type File struct {
 	Rel  string
 	Data []byte
 	Mode os.FileMode // 0 means FileMode
+	// Remove removes the file instead (a missing one is no error), after the others are in place:
+	// a task dir reused for a new submit loses the old run's .exitcode and .command.begin.
+	Remove bool
 }
 
 // WriteFiles writes files all or nothing, in one SFTP session (one lease for all: a task's script
@@ -48,7 +51,23 @@ type File struct {
 // file is written to a temporary at the same time, and only when all of them are complete are they
 // renamed into place, so two files cost the round trips of one and a failure to write (a full
 // disk, say) leaves none of them.
-func (s *Stager) WriteFiles(ctx context.Context, l Leaser, files []File) error {
+func (s *Stager) WriteFiles(ctx context.Context, l Leaser, all []File) error {
+	var files, gone []File
+	for _, f := range all {
+		if f.Remove {
+			gone = append(gone, f)
+		} else {
+			files = append(files, f)
+		}
+	}
+	goneAbs := make([]string, len(gone))
+	for i, f := range gone {
+		p, err := s.Resolve(f.Rel)
+		if err != nil {
+			return err
+		}
+		goneAbs[i] = p
+	}
 	abs := make([]string, len(files))
 	var dirs []string
 	for i, f := range files {
@@ -100,8 +119,16 @@ func (s *Stager) WriteFiles(ctx context.Context, l Leaser, files []File) error {
 		})
 		if err != nil {
 			removeTemps()
+			return err
 		}
-		return err
+		// Remove never follows a symlink (it removes the link), so no confinement check is needed,
+		// and the removals go out together: one round trip for all of them.
+		return parallel(ctx, s.opts.Concurrency, len(goneAbs), func(ctx context.Context, i int) error {
+			if err := cl.Remove(goneAbs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove %q: %w", goneAbs[i], err)
+			}
+			return nil
+		})
 	})
 }
 

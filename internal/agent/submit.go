@@ -88,6 +88,10 @@ func (a *Agent) Submit(ctx context.Context, req contract.SubmitRequest) (contrac
 	if err := s.stager.WriteFiles(ctx, s.lease, []stage.File{
 		{Rel: path.Join(dir, scheduler.TaskFile), Data: req.Script},
 		{Rel: path.Join(dir, scheduler.RunFile), Data: script},
+		// A reused task dir must not show an old run's start or exit code: the poller and the
+		// settling of an ambiguous submit read them as this job's.
+		{Rel: path.Join(dir, scheduler.BeginFile), Remove: true},
+		{Rel: path.Join(dir, scheduler.ExitCodeFile), Remove: true},
 	}); err != nil {
 		return contract.Job{}, stageErr(req.Identity, req.User, err)
 	}
@@ -179,12 +183,29 @@ func (a *Agent) doSubmit(ctx context.Context, s *session, spec scheduler.JobSpec
 		if canLookup && (attempt > 0 || lookupFirst) {
 			id, found, err := a.lookupToken(ctx, s, lookup, spec.Token)
 			if err != nil {
+				a.log.Warn().Err(err).Str("identity", s.key.Identity).Str("user", s.key.User).Str("token", spec.Token).
+					Msg("token lookup failed; the submit stays unsettled")
 				lastErr = err
 				continue
 			}
 			if found {
 				a.log.Info().Str("identity", s.key.Identity).Str("user", s.key.User).Str("token", spec.Token).
 					Str("scheduler_id", string(id)).Msg("ambiguous submit settled: the job exists")
+				return id, nil
+			}
+			// Not listed: a job that already ran may have been forgotten (Grid Engine forgets a
+			// job the moment it ends). Its task dir tells: the wrapper records its start and id.
+			id, ran, err := a.ranInDir(ctx, s, spec.Dir)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			if ran {
+				if id == "" {
+					return "", fmt.Errorf("%w: the job ran (%s in %s) but the scheduler no longer lists it and its id was not recorded", sshpool.ErrOutcomeUnknown, scheduler.BeginFile, spec.Dir)
+				}
+				a.log.Info().Str("identity", s.key.Identity).Str("user", s.key.User).Str("token", spec.Token).
+					Str("scheduler_id", string(id)).Msg("ambiguous submit settled: the job already ran (task dir)")
 				return id, nil
 			}
 		}
@@ -284,6 +305,26 @@ func (a *Agent) current(id string) (store.Job, bool) {
 	return store.Job{}, false
 }
 
+// ranInDir reports whether the job of task dir dir has started (the wrapper wrote BeginFile or
+// ExitCodeFile; Submit removes both from a reused dir before it submits) and the scheduler id the
+// wrapper recorded, if any.
+func (a *Agent) ranInDir(ctx context.Context, s *session, dir string) (scheduler.JobID, bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.Poll.CommandTimeout.Duration)
+	defer cancel()
+	begin, exit := path.Join(dir, scheduler.BeginFile), path.Join(dir, scheduler.ExitCodeFile)
+	files, err := s.stager.ReadSmall(rctx, s.lease, []string{begin, exit}, 256)
+	if err != nil {
+		return "", false, fmt.Errorf("read the task dir: %w", err)
+	}
+	b, began := files[begin]
+	_, exited := files[exit]
+	id := strings.TrimSpace(string(b))
+	if strings.ContainsAny(id, " \t\n\x00") {
+		id = ""
+	}
+	return scheduler.JobID(id), began || exited, nil
+}
+
 // lookupToken asks the scheduler for the user's job carrying token.
 func (a *Agent) lookupToken(ctx context.Context, s *session, lookup scheduler.TokenLookup, token string) (scheduler.JobID, bool, error) {
 	qctx, cancel := context.WithTimeout(ctx, a.cfg.Poll.CommandTimeout.Duration)
@@ -293,7 +334,11 @@ func (a *Agent) lookupToken(ctx context.Context, s *session, lookup scheduler.To
 	if err != nil {
 		return "", false, err
 	}
-	if res.ExitCode != 0 {
+	if check, ok := lookup.(scheduler.LookupChecker); ok {
+		if err := check.CheckLookup(res); err != nil {
+			return "", false, err
+		}
+	} else if res.ExitCode != 0 {
 		return "", false, scheduler.NewCommandError(lc, res)
 	}
 	return lookup.ParseLookup(res.Stdout, token)

@@ -27,6 +27,8 @@ type Scheduler struct {
 	Env map[string]string `json:"env"`
 	// Emulated says the commands are scripts/emulators, not the real scheduler.
 	Emulated bool `json:"emulated"`
+	// BackedBy names the scheduler behind wrapper commands ("slurm" for Slurm's Torque wrappers).
+	BackedBy string `json:"backed_by"`
 	// Queue is the queue (partition) jobs go to by default.
 	Queue string `json:"queue"`
 	// CleanPeriodSeconds (LSF) is how long bjobs keeps a finished job.

@@ -502,11 +502,13 @@ func unknownID(kind string) scheduler.JobID {
 	return "99999999"
 }
 
-// TestTimeLimit lets a task run into a one-second time limit where schedulers enforce seconds
-// (Grid Engine's h_rt, PBS Pro's walltime; LSF and Slurm count minutes): the adapter must report
-// a timeout.
+// TestTimeLimit lets a task run into a short time limit: one second where schedulers enforce
+// seconds (Grid Engine's h_rt, PBS Pro's walltime); for LSF, which counts minutes (-W), one minute
+// in the emulator's "short" queue, whose minutes last 3 s (an emulator-only knob, see
+// scripts/emulators/lsf.py; Slurm's time limit is tested in internal/faults). The adapter must
+// report a timeout.
 func TestTimeLimit(t *testing.T) {
-	for _, kind := range []string{"sge", "pbspro"} {
+	for _, kind := range []string{"sge", "pbspro", "lsf"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			e := requireScheduler(t, kind)
@@ -514,12 +516,59 @@ func TestTimeLimit(t *testing.T) {
 			dir := e.taskDir(t, r, "timeout")
 			spec := e.spec(dir, "alice", "timeout")
 			spec.Resources.Time = time.Second
+			if kind == "lsf" {
+				spec.Resources.Time = time.Minute
+				spec.Resources.Queue = "short"
+			}
 			id := e.submit(t, r, spec, loopTask)
 			js := e.await(t, r, "alice", id, 2*time.Minute, final)
 			t.Logf("final: %+v", js)
 			exit, _ := readFile(t, dir, scheduler.ExitCodeFile)
 			t.Logf(".exitcode %q", exit)
 			require.Equal(t, scheduler.StatusTimeout, js.Status, "%+v", js)
+		})
+	}
+}
+
+// TestTokenLookup submits a job with a token as each user and finds it with the adapter's token
+// lookup, as the agent does when a submit's outcome is unknown: the right id for the token, not
+// found for another token, and not found (not an error) for a user who has no job at all.
+func TestTokenLookup(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := requireScheduler(t, kind)
+			lookup, ok := e.s.(scheduler.TokenLookup)
+			require.True(t, ok, "%s has no token lookup", kind)
+			if e.sched.BackedBy == "slurm" {
+				t.Skipf("%s here is Slurm's Torque wrappers: they have no qselect and their qstat -f prints no Variable_List, so the Torque lookup cannot run on them (the parser is tested on real Torque qstat -f output in scheduler/pbs)", kind)
+			}
+			find := func(who, token string) (scheduler.JobID, bool) {
+				r := e.runner(t, who)
+				c := lookup.LookupCommand(who)
+				res := run(t, r, c)
+				if ch, ok := e.s.(scheduler.LookupChecker); ok {
+					require.NoError(t, ch.CheckLookup(res), "%q: stdout %q stderr %q", c.Argv, clip(res.Stdout), clip(res.Stderr))
+				} else {
+					require.Equal(t, 0, res.ExitCode, "%q: stderr %q", c.Argv, res.Stderr)
+				}
+				id, found, err := lookup.ParseLookup(res.Stdout, token)
+				require.NoError(t, err, "lookup output %q", clip(res.Stdout))
+				return id, found
+			}
+			for _, who := range []string{"alice", "carol"} {
+				r := e.runner(t, who)
+				dir := e.taskDir(t, r, "lookup")
+				spec := e.spec(dir, who, "lookup")
+				id := e.submit(t, r, spec, loopTask)
+				got, found := find(who, spec.Token)
+				require.True(t, found, "%s: job %s with token %s not found", who, id, spec.Token)
+				require.Equal(t, id, got)
+				_, found = find(who, spec.Token+"x")
+				require.False(t, found, "another token")
+			}
+			_, found := find("dave", "st-nobody")
+			require.False(t, found, "dave has no job")
 		})
 	}
 }

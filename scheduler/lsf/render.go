@@ -68,7 +68,7 @@ func (l *LSF) Render(spec scheduler.JobSpec) ([]byte, error) {
 		return nil, err
 	}
 	spec.Resources.Time = scheduler.EnforcedLimit(spec.Resources, time.Minute, setsRunLimit)
-	return scheduler.RenderWrapper(spec, d)
+	return scheduler.RenderWrapper(spec, d, jobIDVar)
 }
 
 // setsRunLimit reports whether an extra option sets the run limit (-W; -We is only an estimate).
@@ -237,3 +237,7 @@ func checkExtra(x string, haveToken bool) error {
 	}
 	return nil
 }
+
+// jobIDVar is the variable the scheduler sets to the job's id in the batch job's environment; the
+// wrapper records it in .command.begin (scheduler.RenderWrapper).
+const jobIDVar = "LSB_JOBID"

@@ -184,6 +184,15 @@ var (
 // and a job without job_state are errors wrapping scheduler.ErrParse that name the line or job.
 // Empty output is no jobs.
 func ParseQstatFull(stdout []byte) ([]scheduler.JobState, error) {
+	jobs, err := readQstatFull(stdout)
+	if err != nil {
+		return nil, err
+	}
+	return buildAll(jobs)
+}
+
+// readQstatFull reads qstat -f text into its jobs' attributes, as ParseQstatFull describes.
+func readQstatFull(stdout []byte) ([]rawJob, error) {
 	var jobs []rawJob
 	var cur *rawJob
 	lastKey, indent := "", ""
@@ -221,7 +230,7 @@ func ParseQstatFull(stdout []byte) ([]scheduler.JobState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return buildAll(jobs)
+	return jobs, nil
 }
 
 // ParseQstatTable parses qstat's one-line-per-job tables: the default layout ("Job id Name User

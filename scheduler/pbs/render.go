@@ -47,7 +47,7 @@ func (c *core) Render(spec scheduler.JobSpec) ([]byte, error) {
 		return nil, err
 	}
 	spec.Resources.Time = scheduler.EnforcedLimit(spec.Resources, time.Second, setsWalltime)
-	return scheduler.RenderWrapper(spec, d)
+	return scheduler.RenderWrapper(spec, d, jobIDVar)
 }
 
 // setsWalltime reports whether an extra option sets the walltime (-l walltime=...).
@@ -250,3 +250,7 @@ func checkExtra(x string) error {
 	}
 	return nil
 }
+
+// jobIDVar is the variable the scheduler sets to the job's id in the batch job's environment; the
+// wrapper records it in .command.begin (scheduler.RenderWrapper).
+const jobIDVar = "PBS_JOBID"

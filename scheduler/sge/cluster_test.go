@@ -95,3 +95,36 @@ func TestQacctSummaryHeader(t *testing.T) {
 		require.False(t, qacctSummaryHeader(l), l)
 	}
 }
+
+// TestClusterLookup finds jobs by their token in real qstat -j output (the lookup's second
+// command), including a pending array job; a token no job carries, or one that is only a prefix of
+// a real one, is not found.
+func TestClusterLookup(t *testing.T) {
+	s := New(Options{})
+	out := clusterCapture(t, "qstat-j-lookup.txt")
+	for token, want := range map[string]scheduler.JobID{"tok123": "37", "tok456": "38", "tok45": "", "tok1234": "", "nothing": ""} {
+		id, ok, err := s.ParseLookup(out, token)
+		require.NoError(t, err)
+		require.Equal(t, want != "", ok, token)
+		require.Equal(t, want, id, token)
+	}
+	id, ok, err := s.ParseLookup(nil, "tok123")
+	require.NoError(t, err)
+	require.False(t, ok, "no job at all: the lookup prints nothing")
+	require.Empty(t, id)
+}
+
+// TestParseLookupEdges: the earliest of two jobs with one token wins, a context list is split on
+// commas, and garbage where qstat -j prints job numbers is an error, never "not found".
+func TestParseLookupEdges(t *testing.T) {
+	s := New(Options{})
+	two := "job_number:  90\ncontext:  A=1,FERRY_TOKEN=t\n=====\njob_number: 12\ncontext: FERRY_TOKEN=t,B=2\n"
+	id, ok, err := s.ParseLookup([]byte(two), "t")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, scheduler.JobID("12"), id)
+	for _, bad := range []string{"context: FERRY_TOKEN=t\n", "job_number: x1\ncontext: FERRY_TOKEN=t\n"} {
+		_, _, err := s.ParseLookup([]byte(bad), "t")
+		require.ErrorIs(t, err, scheduler.ErrParse, bad)
+	}
+}

@@ -56,7 +56,7 @@ func (s *SGE) Render(spec scheduler.JobSpec) ([]byte, error) {
 		return nil, err
 	}
 	spec.Resources.Time = scheduler.EnforcedLimit(spec.Resources, time.Second, setsRuntime)
-	return scheduler.RenderWrapper(spec, d)
+	return scheduler.RenderWrapper(spec, d, jobIDVar)
 }
 
 // setsRuntime reports whether an extra option sets the hard run time limit (-l h_rt=...).
@@ -220,3 +220,7 @@ func checkExtra(x string) error {
 	}
 	return nil
 }
+
+// jobIDVar is the variable the scheduler sets to the job's id in the batch job's environment; the
+// wrapper records it in .command.begin (scheduler.RenderWrapper).
+const jobIDVar = "JOB_ID"

@@ -2,7 +2,6 @@ package slurm
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/ferryhpc/ferry/scheduler"
@@ -33,8 +32,7 @@ func (s *Slurm) LookupCommand(user string) scheduler.Command {
 // submission, is returned. A line without '|' is an error wrapping scheduler.ErrParse.
 func (s *Slurm) ParseLookup(stdout []byte, token string) (scheduler.JobID, bool, error) {
 	want := commentPrefix + token
-	var best scheduler.JobID
-	bestN := uint64(0)
+	var best adapter.Earliest
 	err := adapter.EachLine(stdout, func(no int, line string) error {
 		if strings.TrimSpace(line) == "" {
 			return nil
@@ -47,26 +45,12 @@ func (s *Slurm) ParseLookup(stdout []byte, token string) (scheduler.JobID, bool,
 		if comment != want || id == "" {
 			return nil
 		}
-		n, err := strconv.ParseUint(leadingDigits(id), 10, 64)
-		if err != nil {
-			n = ^uint64(0) // not numeric: keep it only if nothing better turns up
-		}
-		if best == "" || n < bestN {
-			best, bestN = scheduler.JobID(id), n
-		}
+		best.Offer(id)
 		return nil
 	})
 	if err != nil {
 		return "", false, err
 	}
-	return best, best != "", nil
-}
-
-// leadingDigits returns the digits at the start of id ("123_4" -> "123").
-func leadingDigits(id string) string {
-	i := 0
-	for i < len(id) && id[i] >= '0' && id[i] <= '9' {
-		i++
-	}
-	return id[:i]
+	id, ok := best.ID()
+	return id, ok, nil
 }

@@ -52,7 +52,7 @@ func (s *Slurm) Render(spec scheduler.JobSpec) ([]byte, error) {
 		return nil, err
 	}
 	spec.Resources.Time = scheduler.EnforcedLimit(spec.Resources, time.Minute, setsTime)
-	return scheduler.RenderWrapper(spec, d)
+	return scheduler.RenderWrapper(spec, d, jobIDVar)
 }
 
 // setsTime reports whether an extra option sets the time limit (-t, --time).
@@ -266,3 +266,7 @@ func asciiLower(s string) string {
 func hasSuffixAt(s string, i int, suffix string) bool {
 	return strings.HasSuffix(s[:i], suffix)
 }
+
+// jobIDVar is the variable the scheduler sets to the job's id in the batch job's environment; the
+// wrapper records it in .command.begin (scheduler.RenderWrapper).
+const jobIDVar = "SLURM_JOB_ID"

@@ -32,6 +32,8 @@
 # terminate_interval (JOB_TERMINATE_INTERVAL, 10 s), ending EXIT with TERM_RUNLIMIT; -wa SIG -wt
 # [HH:]MM sends SIG that long before. bkill does the same with TERM_OWNER. A finished job stays in
 # bjobs for clean_period seconds (CLEAN_PERIOD; 10 on the test cluster), in bhist for ever.
+# Not LSF: emulator.conf minute_seconds=QUEUE:SECONDS shortens the minutes of -W/-wt in one queue
+# (the test cluster's "short" queue: 3 s a minute) so that run-limit tests take seconds.
 # Errors: "Job <N> is not found" (bjobs, rc 255), "Job <N>: User permission denied", "Job <N>: Job
 # has already finished", "Job <N>: No matching job found" (bkill, rc 255), "<q>: No such queue.
 # Job not submitted." (bsub, rc 255). Not emulated (refused with a message naming the emulator):
@@ -55,11 +57,23 @@ DEFAULTS = {
     "terminate_interval": "10",
     "queue_delay": "0.5",
     "history_seconds": "604800",
+    "minute_seconds": "",
 }
 
 
 def conf():
     return emu.load_conf(KIND, DEFAULTS)
+
+
+def minute_scale(c, queue):
+    """EMULATOR-ONLY test knob, not LSF: emulator.conf minute_seconds=QUEUE:SECONDS[,...] makes a
+    minute of -W and -wt last SECONDS in QUEUE, so a test of the run limit (which LSF counts in
+    minutes) takes seconds. Every other queue counts real minutes."""
+    for item in c.get("minute_seconds", "").split(","):
+        q, _, secs = item.strip().partition(":")
+        if q == queue and secs:
+            return float(secs) / 60.0
+    return 1.0
 
 
 def lsf_time(t):
@@ -273,6 +287,7 @@ def bsub(argv):
         "exit_code": None,
         "signal": None,
         "walltime": limit,
+        "minute_scale": minute_scale(c, queue),
         "warn_signal": warn_sig,
         "warn_before": warn_before,
         "cwd": cwd,
@@ -354,8 +369,10 @@ class LSFPolicy(emu.Policy):
         limit = j.get("walltime")
         if limit is None:
             return
+        scale = j.get("minute_scale", 1.0)  # emulator-only: a test queue's faster minutes
+        limit *= scale
         ran = now - j["start_time"]
-        if j.get("warn_signal") and j.get("warn_before") and not self.warned and ran >= limit - j["warn_before"]:
+        if j.get("warn_signal") and j.get("warn_before") and not self.warned and ran >= limit - j["warn_before"] * scale:
             self.warned = True
             emu.signal_group(sup.pgid, j["warn_signal"])
         if ran >= limit:

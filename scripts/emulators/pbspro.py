@@ -1,5 +1,6 @@
-# EMULATOR of Altair PBS Professional / OpenPBS commands (qsub, qstat, qdel) for Ferry's tests:
-# NOT PBS. Installed by scripts/cluster-up as /opt/ferry-emulators/pbspro/bin/{qsub,qstat,qdel};
+# EMULATOR of Altair PBS Professional / OpenPBS commands (qsub, qstat, qdel, qselect) for Ferry's
+# tests: NOT PBS. Installed by scripts/cluster-up as /opt/ferry-emulators/pbspro/bin/{qsub,qstat,
+# qdel,qselect};
 # each of those small files runs main() here with its own name. It accepts the command lines
 # Ferry's pbs adapter sends (and the usual ones people type), keeps each job as a JSON file in
 # /var/spool/ferry-emulators/pbspro, and runs the job for real as the calling user (see
@@ -17,6 +18,8 @@
 #                              a blank line after each job              pbspro-qstat-f-1.txt
 #   qstat [ID...]              the default table                        pbspro-qstat-7/-9.txt
 #   qstat -u USER / -a / -n / -s   the alternate table                  pbspro-qstat-1.txt
+#   qselect [-x] [-u USER]     one full job id a line, nothing when none matches (qselect(1B);
+#                              no fixture)
 # The attribute order is OpenPBS's (as in those captures). Attributes of finished jobs that no
 # fixture shows (obittime, Exit_status, Stageout_status, history_timestamp) follow the OpenPBS
 # order as documented, not a capture.
@@ -782,7 +785,38 @@ def qdel(argv):
     return rc
 
 
-COMMANDS = {"qsub": qsub, "qstat": qstat, "qdel": qdel}
+def qselect(argv):
+    """qselect [-x] [-u user_list] [-s states]: the ids of the jobs that match, one per line, in
+    full (N.server), as qselect(1B) prints them; no output (exit 0) when none matches. Finished
+    jobs are selected only with -x (job history)."""
+    c = conf()
+    try:
+        opts, rest = parse_opts(argv, set("us"), set("xH"))
+    except Usage as e:
+        sys.stderr.write("qselect: %s\nusage: qselect [-x] [-u user_list] [-s states]\n" % e)
+        return 2
+    if rest:
+        sys.stderr.write("qselect: the Ferry PBS Pro emulator selects by -u, -s and -x only\n")
+        return 2
+    flags = {o for o, _ in opts}
+    values = {o: v for o, v in opts if v is not None}
+    users = values.get("u")
+    states = values.get("s")
+    spool = emu.Spool(c["spool"])
+    jobs = spool.all()
+    refresh_orphans(spool, jobs)
+    for j in jobs:
+        if users and j["owner"] not in users.split(","):
+            continue
+        if j["phase"] == emu.FINISHED and "x" not in flags:
+            continue
+        if states and state_letter(j) not in states:
+            continue
+        sys.stdout.write(j["id"] + "\n")
+    return 0
+
+
+COMMANDS = {"qsub": qsub, "qstat": qstat, "qdel": qdel, "qselect": qselect}
 
 
 def main(name, argv):

@@ -355,7 +355,7 @@ ensure_emulators() {
 	done
 	ensure_dir "$EMU_SPOOL" 755 root:root
 	# Each command is a small executable file naming its emulator; they all run the same module.
-	for f in qsub qstat qdel; do
+	for f in qsub qstat qdel qselect; do
 		install_emulator_file "$src/bin/pbspro-$f" "$EMU_DIR/pbspro/bin/$f" 755
 	done
 	for f in bsub bjobs bkill bhist; do
@@ -388,6 +388,9 @@ terminate_interval=10
 queue_delay=0.5
 # history_seconds: how long bhist knows a finished job (LSF: as long as its event files last)
 history_seconds=604800
+# minute_seconds: EMULATOR-ONLY, not an LSF setting: in queue "short" a minute of -W/-wt lasts 3 s,
+# so the run-limit test takes seconds instead of minutes; every other queue counts real minutes
+minute_seconds=short:3
 EOF
 }
 

@@ -2,7 +2,10 @@ package adapter
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
+
+	"github.com/ferryhpc/ferry/scheduler"
 )
 
 // ScanSubmit reads a submit command's stdout from the last line to the first, each line trimmed of
@@ -36,3 +39,32 @@ func ScanSubmit(stdout []byte, refusal func(line string) bool, idPatterns ...*re
 	}
 	return "", last, refused
 }
+
+// Earliest keeps, of the job ids offered, the one with the lowest leading number: the first
+// submission, when a token was submitted more than once. An id without a leading number is kept
+// only while nothing better is offered.
+type Earliest struct {
+	id string
+	n  uint64
+}
+
+// Offer considers id.
+func (e *Earliest) Offer(id string) {
+	if id == "" {
+		return
+	}
+	i := 0
+	for i < len(id) && id[i] >= '0' && id[i] <= '9' {
+		i++
+	}
+	n, err := strconv.ParseUint(id[:i], 10, 64)
+	if err != nil {
+		n = ^uint64(0)
+	}
+	if e.id == "" || n < e.n {
+		e.id, e.n = id, n
+	}
+}
+
+// ID returns the earliest id offered, and whether there was one.
+func (e *Earliest) ID() (scheduler.JobID, bool) { return scheduler.JobID(e.id), e.id != "" }
