@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"os/signal"
 	"strings"
@@ -37,6 +38,9 @@ func (c *cli) adminCall(cf connFlags, fn func(ctx context.Context, a plugin.Admi
 
 // subcommand splits args into a subcommand of the group and its arguments.
 func subcommand(group string, args []string, subs ...string) (string, []string, error) {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		return "", nil, helpText(fmt.Sprintf("usage: ferry %s %s [flags]\n\nRun 'ferry %s COMMAND -h' for a command's flags.\n", group, strings.Join(subs, "|"), group))
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return "", nil, usagef("usage: ferry %s %s ... (see ferry help)", group, strings.Join(subs, "|"))
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -111,7 +112,11 @@ func socketFromConfig(path string, explicit bool) (string, error) {
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		err := fs.Parse(args)
+		if fo, ok := fs.Output().(*flagOutput); ok {
+			fo.flush(errors.Is(err, flag.ErrHelp))
+		}
+		if err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
@@ -131,12 +136,46 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// flagSet returns an empty flag set for the command name that reports problems on c.errOut.
+// flagSet returns an empty flag set for the command name. What the flag package prints goes to
+// standard output when it is the help that -h or --help asked for (exit status 0), else, with the
+// problem, to standard error (exit status 2).
 func (c *cli) flagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("ferry "+name, flag.ContinueOnError)
-	fs.SetOutput(c.errOut)
+	return newFlagSet("ferry "+name, c.out, c.errOut)
+}
+
+func newFlagSet(name string, out, errOut io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(&flagOutput{out: out, errOut: errOut})
 	return fs
 }
+
+// flagOutput holds what the flag package prints during one Parse, until parseArgs knows where
+// it belongs.
+type flagOutput struct {
+	buf         bytes.Buffer
+	out, errOut io.Writer
+}
+
+func (f *flagOutput) Write(p []byte) (int, error) { return f.buf.Write(p) }
+
+// flush sends what was printed to standard output (help) or standard error.
+func (f *flagOutput) flush(help bool) {
+	if f.buf.Len() == 0 {
+		return
+	}
+	w := f.errOut
+	if help {
+		w = f.out
+	}
+	_, _ = w.Write(f.buf.Bytes())
+	f.buf.Reset()
+}
+
+// helpText is a help page asked for with -h, --help or help: printed on standard output, exit
+// status 0.
+type helpText string
+
+func (h helpText) Error() string { return string(h) }
 
 // parseNoArgs parses args with fs and fails if any positional argument is left.
 func parseNoArgs(fs *flag.FlagSet, args []string) error {
@@ -261,6 +300,13 @@ func (c *cli) jobs(args []string) error {
 	if err != nil {
 		return err
 	}
+	// shown is what was last printed of each job: the watch stream starts with the current state
+	// of every active job and may repeat a state, and only a change is worth a line.
+	shown := make(map[string]string, len(jobs))
+	key := func(v jobView) string { b, _ := json.Marshal(v); return string(b) } // ExitCode is a pointer
+	for _, j := range jobs {
+		shown[j.ID] = key(jobJSON(j))
+	}
 	if *asJSON {
 		enc := json.NewEncoder(c.out)
 		for _, j := range jobs {
@@ -269,16 +315,22 @@ func (c *cli) jobs(args []string) error {
 			}
 		}
 	} else {
-		printJobs(c.out, jobs)
+		printJobs(c.out, jobs, true)
 	}
 	if !*watch {
 		return nil
 	}
 	err = cl.Service().Watch(ctx, plugin.WatchRequest{Identity: *identity, User: *user}, func(ev plugin.JobEvent) error {
-		if *asJSON {
-			return json.NewEncoder(c.out).Encode(jobJSON(ev.Job))
+		v := jobJSON(ev.Job)
+		k := key(v)
+		if last, ok := shown[v.ID]; ok && last == k {
+			return nil
 		}
-		printJobs(c.out, []plugin.Job{ev.Job})
+		shown[v.ID] = k
+		if *asJSON {
+			return json.NewEncoder(c.out).Encode(v)
+		}
+		printJobs(c.out, []plugin.Job{ev.Job}, false)
 		return nil
 	})
 	if ctx.Err() != nil {
@@ -320,9 +372,13 @@ func jobJSON(j plugin.Job) jobView {
 		Submitted: ts(j.Submitted), Started: ts(j.Started), Ended: ts(j.Ended), ExitCode: j.ExitCode, Error: j.Error}
 }
 
-func printJobs(w io.Writer, jobs []plugin.Job) {
+// printJobs prints jobs as a table, with its header line when header is set (a watch prints one
+// line per change under the first listing's header).
+func printJobs(w io.Writer, jobs []plugin.Job, header bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tNAME\tJOBID\tSTATUS\tSTATE\tWHY\tQUEUE\tSUBMITTED\tSTARTED\tENDED\tEXIT")
+	if header {
+		fmt.Fprintln(tw, "ID\tUSER\tNAME\tJOBID\tSTATUS\tSTATE\tWHY\tQUEUE\tSUBMITTED\tSTARTED\tENDED\tEXIT")
+	}
 	short := func(t time.Time) string {
 		if t.IsZero() {
 			return "-"

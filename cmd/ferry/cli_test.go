@@ -41,6 +41,7 @@ type fakeAgent struct {
 	events      []plugin.AuditEvent
 	pools       []plugin.PoolStats
 	jobs        []plugin.Job
+	watch       []plugin.JobEvent // sent by Watch, which then returns
 	err         error // returned by every Admin method when set
 	credErr     error // returned by SetCredential when set
 
@@ -80,6 +81,15 @@ func (f *fakeAgent) Calls() []string {
 
 func (f *fakeAgent) ListJobs(ctx context.Context, _ plugin.ListRequest) ([]plugin.Job, error) {
 	return f.jobs, f.call(ctx, "ListJobs", func() {})
+}
+
+func (f *fakeAgent) Watch(ctx context.Context, _ plugin.WatchRequest, fn func(plugin.JobEvent) error) error {
+	for _, ev := range f.watch {
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (f *fakeAgent) ListIdentities(ctx context.Context) ([]plugin.Identity, error) {
@@ -339,7 +349,20 @@ func TestCLIIdentityAddRefusesIncompleteCommands(t *testing.T) {
 	r = runCLI(t, "", nil, "identity", "frobnicate", "--socket", sock)
 	assert.Equal(t, 2, r.code)
 	assert.Contains(t, r.stderr, `unknown command "frobnicate"`)
+	// An unknown scheduler is refused before the host key is scanned (no ScanHostKey call).
+	r = runCLI(t, "", nil, "identity", "add", "lab-a", "--socket", sock, "--scheduler", "slurmm", "--host", "h",
+		"--workdir", "/w", "--group", "g")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, `unknown --scheduler "slurmm"`)
+	assert.Contains(t, r.stderr, "altair (= pbspro)")
+	r = runCLI(t, "", nil, "identity", "edit", "lab-a", "--socket", sock, "--scheduler", "pbs")
+	assert.Equal(t, 2, r.code)
 	assert.Empty(t, f.Calls())
+	// An alias is sent as its kind.
+	r = runCLI(t, "", nil, "identity", "add", "lab-a", "--socket", sock, "--scheduler", "altair", "--host", "h",
+		"--workdir", "/w", "--group", "g", "--known-hosts", testKnownHosts)
+	assert.Equal(t, 0, r.code, r.allOutput)
+	assert.Equal(t, "pbspro", f.spec.Scheduler)
 }
 
 func TestCLIIdentityEdit(t *testing.T) {
@@ -814,4 +837,54 @@ func TestCLIBinary(t *testing.T) {
 	assert.Equal(t, 2, exitCode("member", "add", "x", "--socket", sock))
 	assert.Equal(t, 1, exitCode("member", "list", "--socket", sock+".missing"))
 	assert.Equal(t, 0, exitCode("member", "list", "--socket", sock))
+}
+
+// TestCLIJobsWatchPrintsEachChangeOnce: the watch stream repeats the listing's states and may send
+// a state twice (the final one, with its exit code read); ferry jobs --watch prints one line per
+// change, under one header, in the table and in JSON.
+func TestCLIJobsWatchPrintsEachChangeOnce(t *testing.T) {
+	f := newFakeAgent()
+	zero := 0
+	pending := plugin.Job{ID: "j1", User: "alice", Name: "t", SchedulerID: "7", Status: "pending"}
+	running := pending
+	running.Status = "running"
+	done := running
+	done.Status, done.Done, done.ExitCode = "completed", true, &zero
+	again := done
+	again.ExitCode = new(int) // the same code in another event
+	f.jobs = []plugin.Job{pending}
+	f.watch = []plugin.JobEvent{{Job: pending}, {Job: running}, {Job: running}, {Job: done}, {Job: again}}
+	sock := serveFake(t, f)
+	// The fake ends the stream after its events, which the CLI reports (exit 1).
+	r := runCLI(t, "", nil, "jobs", "--socket", sock, "--watch")
+	require.Equal(t, 1, r.code, r.allOutput)
+	require.Contains(t, r.stderr, "ended the watch stream")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 4, r.stdout) // header, pending, running, completed
+	require.Equal(t, 1, strings.Count(r.stdout, "STATUS"), r.stdout)
+	require.Contains(t, lines[1], "pending")
+	require.Contains(t, lines[2], "running")
+	require.Contains(t, lines[3], "completed")
+	r = runCLI(t, "", nil, "jobs", "--socket", sock, "--watch", "--json")
+	require.Equal(t, 1, r.code, r.allOutput)
+	require.Equal(t, 3, strings.Count(strings.TrimSpace(r.stdout), "\n")+1, r.stdout)
+}
+
+// TestCLIHelpGoesToStdout: every command's and subcommand's -h/--help prints its usage on standard
+// output and exits 0; a wrong flag still goes to standard error with exit status 2.
+func TestCLIHelpGoesToStdout(t *testing.T) {
+	for _, args := range [][]string{
+		{"identity", "--help"}, {"identity", "-h"}, {"identity", "help"}, {"identity", "add", "--help"}, {"identity", "test", "-h"},
+		{"creds", "--help"}, {"creds", "add", "--help"}, {"member", "--help"}, {"member", "add", "-h"}, {"keys", "--help"},
+		{"jobs", "--help"}, {"submit", "--help"}, {"cancel", "-h"}, {"audit", "--help"}, {"pools", "--help"}, {"--help"},
+	} {
+		r := runCLI(t, "", nil, args...)
+		require.Equal(t, 0, r.code, "%v: %s", args, r.allOutput)
+		require.Contains(t, strings.ToLower(r.stdout), "usage", "%v", args)
+		require.Empty(t, r.stderr, "%v", args)
+	}
+	r := runCLI(t, "", nil, "identity", "add", "--bogus")
+	require.Equal(t, 2, r.code)
+	require.Empty(t, r.stdout)
+	require.Contains(t, r.stderr, "bogus")
 }

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/plugin"
 )
 
@@ -45,7 +47,7 @@ type specFlags struct {
 
 func addSpecFlags(fs *flag.FlagSet) specFlags {
 	return specFlags{
-		scheduler:      fs.String("scheduler", "", "batch system: slurm, pbspro, torque, lsf or sge"),
+		scheduler:      fs.String("scheduler", "", "batch system: "+config.SchedulerNames()),
 		host:           fs.String("host", "", "login node host name or IP address"),
 		port:           fs.Int("port", 0, "login node SSH port (default 22)"),
 		workDir:        fs.String("workdir", "", "absolute path of the shared work directory on the cluster"),
@@ -55,6 +57,16 @@ func addSpecFlags(fs *flag.FlagSet) specFlags {
 		knownHostsFile: fs.String("known-hosts-file", "", "pin the known_hosts line(s) in this file instead of scanning"),
 		yes:            fs.Bool("yes", false, "trust the scanned host key without asking (check its fingerprint yourself!)"),
 	}
+}
+
+// checkScheduler turns an alias into its kind and refuses an unknown scheduler name.
+func checkScheduler(s *string) error {
+	k := config.CanonicalScheduler(*s)
+	if !slices.Contains(config.Schedulers, k) {
+		return usagef("unknown --scheduler %q: use one of %s", *s, config.SchedulerNames())
+	}
+	*s = k
+	return nil
 }
 
 // pinned returns the known_hosts text from --known-hosts or --known-hosts-file, "" if neither.
@@ -131,6 +143,10 @@ func (c *cli) identityAdd(args []string) error {
 	if len(missing) > 0 {
 		return usagef("identity add %s: missing %s", name, strings.Join(missing, ", "))
 	}
+	// Refused here, before the login node's host key is scanned and trusted for nothing.
+	if err := checkScheduler(sf.scheduler); err != nil {
+		return err
+	}
 	known, err := sf.pinned()
 	if err != nil {
 		return err
@@ -171,6 +187,11 @@ func (c *cli) identityEdit(args []string) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["scheduler"] {
+		if err := checkScheduler(sf.scheduler); err != nil {
+			return err
+		}
+	}
 	known, err := sf.pinned()
 	if err != nil {
 		return err

@@ -124,7 +124,11 @@ func run(args []string, c *cli) int {
 		return 2
 	}
 	var ue usageError
+	var help helpText
 	switch {
+	case errors.As(err, &help):
+		fmt.Fprint(c.out, string(help))
+		return 0
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):

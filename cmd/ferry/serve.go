@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -59,9 +58,11 @@ func hclogLevel(s string) hclog.Level {
 }
 
 func cmdAgent(args []string) error {
-	fs := flag.NewFlagSet("agent", flag.ExitOnError)
+	fs := newFlagSet("ferry agent", os.Stdout, os.Stderr)
 	cfgPath := fs.String("config", defaultConfig, "configuration file")
-	_ = fs.Parse(args)
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
 	a, cfg, err := startAgent(*cfgPath)
 	if err != nil {
 		return err
@@ -169,9 +170,11 @@ func rootOnly(uid uint32) (plugin.Actor, error) {
 }
 
 func cmdPlugin(args []string) error {
-	fs := flag.NewFlagSet("plugin", flag.ExitOnError)
+	fs := newFlagSet("ferry plugin", os.Stdout, os.Stderr)
 	cfgPath := fs.String("config", os.Getenv("FERRY_CONFIG"), "configuration file (default $FERRY_CONFIG, else "+defaultConfig+")")
-	_ = fs.Parse(args)
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
 	if *cfgPath == "" {
 		*cfgPath = defaultConfig
 	}

@@ -299,6 +299,10 @@ func TestPreflight(t *testing.T) {
 		if ch.Member != "dave" {
 			require.True(t, ch.OK, "%+v", ch)
 		}
+		if ch.OK {
+			// An ok row says what passed, never the failure's wording.
+			require.NotRegexp(t, `expected|not a|needs|cannot|could not|no default`, ch.Detail, "%+v", ch)
+		}
 	}
 	for _, m := range []string{"alice", "bob", "carol"} {
 		for _, name := range []string{"login", "username", "group", "work dir", "work dir group", "setgid", "default ACL"} {
@@ -318,12 +322,15 @@ func TestPreflight(t *testing.T) {
 	require.NoError(t, err)
 	checks, err = a.TestIdentity(ctx, "unprepared", "alice")
 	require.NoError(t, err)
-	fixes := map[string]string{}
+	fixes, details := map[string]string{}, map[string]string{}
 	for _, ch := range checks {
 		if !ch.OK {
 			fixes[ch.Name] = ch.Fix
+			details[ch.Name] = ch.Detail
 		}
 	}
+	require.Contains(t, details["work dir group"], "expected ferryshare")
+	require.Contains(t, details["setgid"], "needs setgid")
 	require.Equal(t, "chgrp -R ferryshare /tmp", fixes["work dir group"])
 	require.Equal(t, "chmod -R g+wxs /tmp", fixes["setgid"])
 	require.Equal(t, "setfacl -Rdm g::rwX /tmp", fixes["default ACL"])

@@ -253,6 +253,7 @@ func Parse(text string) (Config, error) {
 		if c.Identities[i].Port == 0 {
 			c.Identities[i].Port = 22
 		}
+		c.Identities[i].Scheduler = CanonicalScheduler(c.Identities[i].Scheduler)
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -267,7 +268,36 @@ var (
 	hostName     = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 	// Schedulers lists the scheduler kinds an identity may name.
 	Schedulers = []string{"slurm", "pbspro", "torque", "lsf", "sge"}
+	// SchedulerAliases are the provider names the platforms Ferry follows use for the same
+	// schedulers, accepted wherever a kind is: "altair" (Altair PBS Professional) and "uge"
+	// (Univa, now Altair, Grid Engine).
+	SchedulerAliases = map[string]string{"altair": "pbspro", "uge": "sge"}
 )
+
+// CanonicalScheduler returns the kind a scheduler name means: an alias's kind, any kind itself,
+// in lower case; anything else unchanged (Validate then refuses it).
+func CanonicalScheduler(name string) string {
+	n := strings.ToLower(strings.TrimSpace(name))
+	if k, ok := SchedulerAliases[n]; ok {
+		return k
+	}
+	for _, k := range Schedulers {
+		if n == k {
+			return k
+		}
+	}
+	return name
+}
+
+// SchedulerNames describes the accepted scheduler names for error messages.
+func SchedulerNames() string {
+	aliases := make([]string, 0, len(SchedulerAliases))
+	for a, k := range SchedulerAliases {
+		aliases = append(aliases, a+" (= "+k+")")
+	}
+	sort.Strings(aliases)
+	return strings.Join(Schedulers, ", ") + "; aliases " + strings.Join(aliases, ", ")
+}
 
 // Validate reports every problem in c, each prefixed with its field.
 func (c Config) Validate() error {
@@ -363,7 +393,7 @@ func (c Config) Validate() error {
 			known = known || s == id.Scheduler
 		}
 		if !known {
-			bad(f+".scheduler", "must be one of %s, got %q", strings.Join(Schedulers, ", "), id.Scheduler)
+			bad(f+".scheduler", "must be one of %s, got %q", SchedulerNames(), id.Scheduler)
 		}
 		if !ValidHost(id.Host) {
 			bad(f+".host", "must be a hostname (RFC 1123) or an IP address, got %q", id.Host)

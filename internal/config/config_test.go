@@ -135,3 +135,18 @@ func TestRepoTestdataConfigs(t *testing.T) {
 		})
 	}
 }
+
+// TestSchedulerAliases: the provider names other platforms use load as Ferry's kinds, in any
+// case; an unknown name is refused with the list of kinds and aliases.
+func TestSchedulerAliases(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/config/minimal.toml")
+	require.NoError(t, err)
+	for alias, kind := range map[string]string{"altair": "pbspro", "UGE": "sge", "Slurm": "slurm", "lsf": "lsf"} {
+		c, err := Parse(strings.Replace(string(b), `scheduler = "slurm"`, `scheduler = "`+alias+`"`, 1))
+		require.NoError(t, err, alias)
+		require.Equal(t, kind, c.Identities[0].Scheduler, alias)
+	}
+	_, err = Parse(strings.Replace(string(b), `scheduler = "slurm"`, `scheduler = "pbs"`, 1))
+	require.ErrorContains(t, err, `got "pbs"`)
+	require.ErrorContains(t, err, "uge (= sge)")
+}

@@ -175,6 +175,7 @@ func (reg *Registry) CreateIdentity(ctx context.Context, spec contract.IdentityS
 	if spec.Port == 0 {
 		spec.Port = 22
 	}
+	spec.Scheduler = config.CanonicalScheduler(spec.Scheduler)
 	if err := validateSpec(spec); err != nil {
 		return v, err
 	}
@@ -209,6 +210,7 @@ func (reg *Registry) EditIdentity(ctx context.Context, name string, spec contrac
 	if spec.Port == 0 {
 		spec.Port = 22
 	}
+	spec.Scheduler = config.CanonicalScheduler(spec.Scheduler)
 	if err := validateSpec(spec); err != nil {
 		return v, err
 	}

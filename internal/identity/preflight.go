@@ -70,11 +70,11 @@ func (reg *Registry) TestIdentity(ctx context.Context, name, member string) ([]c
 		}
 		add(m, "login", true, "key accepted", "")
 		loggedIn = append(loggedIn, m)
-		add(m, "username", who == username, fmt.Sprintf("logged in as %q, expected %q", who, username),
+		add(m, "username", who == username, pick(who == username, fmt.Sprintf("logged in as %q", who), fmt.Sprintf("logged in as %q, expected %q", who, username)),
 			fmt.Sprintf("ferry creds edit --identity %s --member %s --username %s", name, m, who))
 		groups, _, err := run("id", "-Gn")
 		inGroup := err == nil && slices.Contains(strings.Fields(groups), rec.Group)
-		add(m, "group", inGroup, fmt.Sprintf("groups: %s", groups), fmt.Sprintf("usermod -aG %s %s   # as root on %s; takes effect at the next login", rec.Group, username, rec.Host))
+		add(m, "group", inGroup, pick(inGroup, fmt.Sprintf("member of %s (groups: %s)", rec.Group, groups), fmt.Sprintf("not a member of %s (groups: %s)", rec.Group, groups)), fmt.Sprintf("usermod -aG %s %s   # as root on %s; takes effect at the next login", rec.Group, username, rec.Host))
 		st, code, err := run("stat", "-c", "%G %a %F", rec.WorkDir)
 		if err != nil || code != 0 {
 			add(m, "work dir", false, fmt.Sprintf("%s is not accessible", rec.WorkDir), fmt.Sprintf("mkdir -p %s; %s", rec.WorkDir, recipe))
@@ -82,13 +82,14 @@ func (reg *Registry) TestIdentity(ctx context.Context, name, member string) ([]c
 		}
 		f := strings.SplitN(st, " ", 3)
 		isDir := len(f) == 3 && f[2] == "directory"
-		add(m, "work dir", isDir, st, fmt.Sprintf("mkdir -p %s; %s", rec.WorkDir, recipe))
+		add(m, "work dir", isDir, pick(isDir, rec.WorkDir+" is a directory", fmt.Sprintf("%s is not a directory (%s)", rec.WorkDir, st)), fmt.Sprintf("mkdir -p %s; %s", rec.WorkDir, recipe))
 		if !isDir {
 			continue
 		}
-		add(m, "work dir group", f[0] == rec.Group, "group "+f[0], fmt.Sprintf("chgrp -R %s %s", rec.Group, rec.WorkDir))
+		add(m, "work dir group", f[0] == rec.Group, pick(f[0] == rec.Group, "owned by group "+f[0], fmt.Sprintf("owned by group %s, expected %s", f[0], rec.Group)), fmt.Sprintf("chgrp -R %s %s", rec.Group, rec.WorkDir))
 		mode, _ := strconv.ParseUint(f[1], 8, 32)
-		add(m, "setgid", mode&0o2000 != 0 && mode&0o070 == 0o070, "mode "+f[1], fmt.Sprintf("chmod -R g+wxs %s", rec.WorkDir))
+		setgid := mode&0o2000 != 0 && mode&0o070 == 0o070
+		add(m, "setgid", setgid, pick(setgid, "mode "+f[1]+": setgid, group rwx", "mode "+f[1]+": needs setgid and group rwx"), fmt.Sprintf("chmod -R g+wxs %s", rec.WorkDir))
 		acl, code, err := run("getfacl", "-p", rec.WorkDir)
 		switch {
 		case err != nil || code == 127:
@@ -182,4 +183,13 @@ func (reg *Registry) connect(identity, member string) (scheduler.Runner, stage.L
 		return nil, nil, fmt.Errorf("%w: no connector to log %q in on %q", contract.ErrUnavailable, member, identity)
 	}
 	return reg.deps.Connect.Connect(identity, member)
+}
+
+// pick returns ok's text when the check passed, else fail's: an ok row says what passed, a failed
+// one what is wrong.
+func pick(passed bool, ok, fail string) string {
+	if passed {
+		return ok
+	}
+	return fail
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/internal/identity"
 	"github.com/ferryhpc/ferry/plugin/contract"
 )
@@ -261,7 +262,8 @@ func (f identityForm) spec() (contract.IdentitySpec, error) {
 		KnownHosts: f.KnownHosts, JumpHost: f.JumpHost}, nil
 }
 
-var schedulerKinds = []string{"slurm", "pbspro", "torque", "lsf", "sge"}
+// schedulerKinds are the kinds the console offers (aliases are accepted by the API too).
+var schedulerKinds = config.Schedulers
 
 func (s *Server) identitiesPage(w http.ResponseWriter, r *http.Request, v *view) error {
 	return s.renderIdentities(w, r, v, identitiesData{Form: identityForm{Port: "22", Scheduler: "slurm"}}, http.StatusOK)
