@@ -42,8 +42,8 @@ type fakeAgent struct {
 	pools       []plugin.PoolStats
 	jobs        []plugin.Job
 	watch       []plugin.JobEvent // sent by Watch, which then returns
-	err         error // returned by every Admin method when set
-	credErr     error // returned by SetCredential when set
+	err         error             // returned by every Admin method when set
+	credErr     error             // returned by SetCredential when set
 
 	mu       sync.Mutex // guards the fields below
 	calls    []string
