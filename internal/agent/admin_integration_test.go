@@ -101,7 +101,7 @@ func TestCredentialsSealedValidatedAndNeverReturned(t *testing.T) {
 		spec plugin.CredentialSpec
 		msg  string
 	}{
-		{plugin.CredentialSpec{Identity: "local", Member: "dave", Username: "Dave", Key: key}, "lower case"},
+		{plugin.CredentialSpec{Identity: "local", Member: "dave", Username: ".dave", Key: key}, "starts with '.'"},
 		{plugin.CredentialSpec{Identity: "local", Member: "dave", Username: "dave", Key: key[:len(key)/2]}, "END line is missing"},
 		{plugin.CredentialSpec{Identity: "local", Member: "dave", Username: "dave", Key: []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK9CD+DAwJHkhFqPdSkZjeh51XaBF8CiHVGcg3+5lpXw dave")}, "public key"},
 		{plugin.CredentialSpec{Identity: "nosuch", Member: "dave", Username: "dave", Key: key}, "identity"},

@@ -80,3 +80,42 @@ func TestEveryScheduler(t *testing.T) {
 		})
 	}
 }
+
+// TestDottedUsername runs a job as john.smith, a real Linux user with a dotted name (as Active
+// Directory and LDAP accounts often are), on every scheduler of the test cluster: it runs as that
+// user, in the shared group, and what it writes is that user's and the group's.
+func TestDottedUsername(t *testing.T) {
+	c := testcluster.Require(t)
+	t.Parallel()
+	scheds, err := schedtest.Schedulers()
+	if err != nil {
+		t.Skipf("cluster.json has no scheduler list (%v): run make cluster-up", err)
+	}
+	for _, kind := range []string{"slurm", "sge", "torque", "pbspro", "lsf"} {
+		s, ok := scheds[kind]
+		if !ok {
+			t.Errorf("test cluster lacks %s", kind)
+			continue
+		}
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t, c, t.TempDir())
+			local := cfg.Identities[0]
+			local.Scheduler = kind
+			if kind != "slurm" {
+				local.SchedulerCommandDir = s.Path
+			}
+			local.PBSHistory = kind == "pbspro" && s.History
+			local.Credentials = []config.Credential{{User: "john.smith", KeyFile: c.User(t, "john.smith").Key}}
+			cfg.Identities = []config.Identity{local}
+			require.NoError(t, cfg.Validate())
+			a := newAgent(t, cfg)
+			defer a.Close()
+			j := submit(t, a, "john.smith", "dotted", whoScript, plugin.Resources{})
+			got := wait(t, a, []string{j.ID}, 3*time.Minute)[j.ID]
+			require.Equal(t, "completed", got.Status, "%+v", got)
+			require.Equal(t, "john.smith\nin-shared-group", remote(t, c, "john.smith", "cat "+got.Dir+"/who.txt"))
+			require.Equal(t, "john.smith:"+c.Group+" 664", remote(t, c, "john.smith", "stat -c '%U:%G %a' "+got.Dir+"/product.txt"))
+		})
+	}
+}

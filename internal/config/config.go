@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/ferryhpc/ferry/internal/credcheck"
 )
 
 // Config is the whole configuration file.
@@ -419,8 +420,8 @@ func (c Config) Validate() error {
 		users := map[string]bool{}
 		for j, cr := range id.Credentials {
 			cf := fmt.Sprintf("%s.credential[%d]", f, j)
-			if !posixUser.MatchString(cr.User) {
-				bad(cf+".user", "is not a valid Linux username (lowercase letter or '_' first, then lowercase letters, digits, '_' or '-', at most 32): %q", cr.User)
+			if err := credcheck.ValidateUsername(cr.User); err != nil {
+				bad(cf+".user", "%q: %v", cr.User, err)
 			}
 			if users[cr.User] {
 				bad(cf+".user", "duplicate credential for %q", cr.User)

@@ -47,9 +47,9 @@ host = "bad_host"
 port = 70000
 work_dir = "rel"
   [[identity.credential]]
-  user = "Alice"
+  user = "-alice"
   [[identity.credential]]
-  user = "Alice"
+  user = "-alice"
   key_file = "/k"
   passphrase_file = "/p"
   passphrase_env = "P"
@@ -59,7 +59,7 @@ work_dir = "rel"
 	for _, want := range []string{
 		"agent.state_dir", "agent.log_level", "pool.max_sessions_per_conn", "pool.dial_timeout", "stage.file_mode",
 		".name: must be 1-64", ".scheduler: must be one of", ".host: must be a hostname", ".port: must be 1-65535",
-		".known_hosts: must pin", ".work_dir: must be an absolute", "credential[0].user: is not a valid Linux username",
+		".known_hosts: must pin", ".work_dir: must be an absolute", "credential[0].user: \"-alice\": invalid username: it starts with '-'",
 		"credential[0].key_file: is required", "credential[1].user: duplicate", "set passphrase_file or passphrase_env, not both",
 	} {
 		require.Contains(t, err.Error(), want)

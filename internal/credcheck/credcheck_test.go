@@ -195,9 +195,10 @@ func TestInvalid(t *testing.T) {
 		{name: "Root", what: user, in: "Root", is: ErrInvalidUsername, msg: "logging in as root is not allowed"},
 		{name: "username too long", what: user, in: strings.Repeat("a", 33), is: ErrInvalidUsername, msg: "it is 33 characters long; the limit is 32"},
 		{name: "samba machine account", what: user, in: "ws042$", is: ErrInvalidUsername, msg: "Samba machine account"},
-		{name: "dotted username", what: user, in: "a.smith", is: ErrInvalidUsername, msg: "read user.group as a user and a group"},
-		{name: "uppercase username", what: user, in: "Alice", is: ErrInvalidUsername, msg: "contains uppercase letters"},
-		{name: "leading digit", what: user, in: "1alice", is: ErrInvalidUsername, msg: "starts with a digit"},
+		{name: "dot", what: user, in: ".", is: ErrInvalidUsername, msg: "names a directory"},
+		{name: "dot dot", what: user, in: "..", is: ErrInvalidUsername, msg: "names a directory"},
+		{name: "leading dot", what: user, in: ".alice", is: ErrInvalidUsername, msg: "starts with '.'"},
+		{name: "all digits", what: user, in: "1234", is: ErrInvalidUsername, msg: "all digits"},
 		{name: "leading dash", what: user, in: "-alice", is: ErrInvalidUsername, msg: "starts with '-'"},
 		{name: "punctuation", what: user, in: "alice!", is: ErrInvalidUsername, msg: `contains '!' at position 6`},
 		{name: "non-ASCII", what: user, in: "josé", is: ErrInvalidUsername, msg: "non-ASCII character at position 4"},
@@ -406,8 +407,11 @@ func TestPassphraseNeededInfo(t *testing.T) {
 	require.Equal(t, Info{Type: "rsa", Bits: 2048, Fingerprint: fp(t, &k.rsa2048.PublicKey), Encrypted: true, Format: "openssh"}, info)
 }
 
+// TestValidUsernames: every name OpenSSH and the schedulers accept and directory services hand
+// out, dotted and mixed-case ones (Active Directory, LDAP) included.
 func TestValidUsernames(t *testing.T) {
-	for _, u := range []string{"alice", "a", "_svc", "a_smith", "bob-2", "x" + strings.Repeat("y", 31), "u1000"} {
+	for _, u := range []string{"alice", "a", "_svc", "a_smith", "bob-2", "x" + strings.Repeat("y", 31), "u1000",
+		"john.smith", "a.b.c", "John.Smith", "JSmith", "1alice", "smith.", "ad-user.42"} {
 		t.Run(u, func(t *testing.T) {
 			require.NoError(t, ValidateUsername(u))
 		})

@@ -28,11 +28,12 @@ WORK_DIR=$WORK_PARENT/work
 
 # The test users: name uid key-type passphrase shared(yes/no). The login shell is chosen by
 # user_shell below because tcsh's path is only known once the package is installed.
-TEST_USERS=(alice bob carol dave)
-declare -A USER_UID=([alice]=2901 [bob]=2902 [carol]=2903 [dave]=2904)
-declare -A USER_KEY_TYPE=([alice]=ed25519 [bob]=ed25519 [carol]=rsa4096 [dave]=ed25519)
-declare -A USER_PASSPHRASE=([alice]='' [bob]='bob-test-passphrase' [carol]='' [dave]='')
-declare -A USER_SHARED=([alice]=yes [bob]=yes [carol]=yes [dave]=no)
+# john.smith has a dotted name, as accounts from Active Directory or LDAP often do.
+TEST_USERS=(alice bob carol dave john.smith)
+declare -A USER_UID=([alice]=2901 [bob]=2902 [carol]=2903 [dave]=2904 [john.smith]=2905)
+declare -A USER_KEY_TYPE=([alice]=ed25519 [bob]=ed25519 [carol]=rsa4096 [dave]=ed25519 [john.smith]=ed25519)
+declare -A USER_PASSPHRASE=([alice]='' [bob]='bob-test-passphrase' [carol]='' [dave]='' [john.smith]='')
+declare -A USER_SHARED=([alice]=yes [bob]=yes [carol]=yes [dave]=no [john.smith]=yes)
 
 CLUSTER_NAME=ferrytest
 SLURM_ACCOUNT=ferry
