@@ -24,7 +24,7 @@ func TestEveryScheduler(t *testing.T) {
 	if err != nil {
 		t.Skipf("cluster.json has no scheduler list (%v): run make cluster-up", err)
 	}
-	kinds := []string{"sge", "torque", "pbspro", "lsf"}
+	kinds := []string{"sge", "torque", "pbspro", "lsf", "moab"}
 	for _, kind := range kinds {
 		s, ok := scheds[kind]
 		if !ok {
@@ -91,7 +91,7 @@ func TestDottedUsername(t *testing.T) {
 	if err != nil {
 		t.Skipf("cluster.json has no scheduler list (%v): run make cluster-up", err)
 	}
-	for _, kind := range []string{"slurm", "sge", "torque", "pbspro", "lsf"} {
+	for _, kind := range []string{"slurm", "sge", "torque", "pbspro", "lsf", "moab"} {
 		s, ok := scheds[kind]
 		if !ok {
 			t.Errorf("test cluster lacks %s", kind)

@@ -268,7 +268,7 @@ var (
 	posixUser    = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	hostName     = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 	// Schedulers lists the scheduler kinds an identity may name.
-	Schedulers = []string{"slurm", "pbspro", "torque", "lsf", "sge"}
+	Schedulers = []string{"slurm", "pbspro", "torque", "lsf", "sge", "moab"}
 	// SchedulerAliases are the provider names the platforms Ferry follows use for the same
 	// schedulers, accepted wherever a kind is: "altair" (Altair PBS Professional) and "uge"
 	// (Univa, now Altair, Grid Engine).

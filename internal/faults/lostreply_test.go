@@ -78,7 +78,7 @@ func (l *lostSubmit) ClassifyFailure(r scheduler.Result) scheduler.Failure {
 }
 
 // TestAmbiguousSubmitEveryScheduler is TestAmbiguousSubmitAdoptedByToken on Grid Engine and the
-// PBS Pro and LSF emulators: the submit ran, its reply was lost, and the agent must find the job
+// PBS Pro, LSF and Moab emulators: the submit ran, its reply was lost, and the agent must find the job
 // by its token (the job context, Variable_List, job description) and adopt it: one job per task
 // at the scheduler, the right id, the right end; the same Submit again returns the same job.
 // (Slurm is covered by TestAmbiguousSubmitAdoptedByToken; Torque's lookup cannot run on the test
@@ -90,7 +90,7 @@ func TestAmbiguousSubmitEveryScheduler(t *testing.T) {
 	if err != nil {
 		t.Skipf("cluster.json has no scheduler list (%v): run make cluster-up", err)
 	}
-	for _, kind := range []string{"sge", "pbspro", "lsf"} {
+	for _, kind := range []string{"sge", "pbspro", "lsf", "moab"} {
 		s, ok := scheds[kind]
 		if !ok {
 			t.Errorf("test cluster lacks %s: run make cluster-up", kind)
@@ -139,7 +139,11 @@ func TestAmbiguousSubmitEveryScheduler(t *testing.T) {
 				if kind == "sge" {
 					break
 				}
-				require.Equal(t, 1, countTokenJobs(t, c, kind, s, tk), "%s: jobs carrying token %s", kind, tk.req.Token)
+				k, ks := kind, s
+				if kind == "moab" { // Moab's jobs are its resource manager's: count them there
+					k, ks = "pbspro", scheds["pbspro"]
+				}
+				require.Equal(t, 1, countTokenJobs(t, c, k, ks, tk), "%s: jobs carrying token %s", kind, tk.req.Token)
 			}
 		})
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ferryhpc/ferry/internal/testcluster"
 	"github.com/ferryhpc/ferry/scheduler"
 	"github.com/ferryhpc/ferry/scheduler/lsf"
+	"github.com/ferryhpc/ferry/scheduler/moab"
 	"github.com/ferryhpc/ferry/scheduler/pbs"
 	"github.com/ferryhpc/ferry/scheduler/sge"
 	"github.com/ferryhpc/ferry/sshpool"
@@ -32,7 +33,7 @@ import (
 // cluster.json's "schedulers", is absent.
 
 // kinds are the schedulers under test, by their key in cluster.json and Scheduler.Kind().
-var kinds = []string{"sge", "torque", "pbspro", "lsf"}
+var kinds = []string{"sge", "torque", "pbspro", "lsf", "moab"}
 
 // users are the test users every scenario runs as: a bash and a tcsh login shell.
 var users = []string{"alice", "carol"}
@@ -66,6 +67,9 @@ var expectations = map[string]expect{
 	// the TERM trap first when TERM lands just as the INT trap starts (CI saw 143). EXIT with
 	// TERM_OWNER.
 	"lsf": {cancelExit: []string{"130\n", "143\n"}, cancelStatus: []scheduler.Status{scheduler.StatusCancelled}, forgets: 30 * time.Second},
+	// Moab on the PBS Pro emulator: mjobctl -c has the resource manager delete the job (SIGTERM,
+	// then SIGKILL); showq forgets an ended job at once and checkjob reports it as Removed.
+	"moab": {cancelExit: []string{"143\n"}, cancelStatus: []scheduler.Status{scheduler.StatusCancelled}, forgets: 5 * time.Second},
 }
 
 // newAdapter returns the adapter for kind, running the commands in sc's directory.
@@ -81,6 +85,8 @@ func newAdapter(kind string, sc Scheduler) scheduler.Scheduler {
 		return pbs.NewPro(pbs.Options{CommandDir: sc.Path})
 	case "lsf":
 		return lsf.New(lsf.Options{CommandDir: sc.Path})
+	case "moab":
+		return moab.New(moab.Options{CommandDir: sc.Path})
 	}
 	panic("unknown scheduler kind " + kind)
 }
@@ -508,7 +514,7 @@ func unknownID(kind string) scheduler.JobID {
 // scripts/emulators/lsf.py; Slurm's time limit is tested in internal/faults). The adapter must
 // report a timeout.
 func TestTimeLimit(t *testing.T) {
-	for _, kind := range []string{"sge", "pbspro", "lsf"} {
+	for _, kind := range []string{"sge", "pbspro", "lsf", "moab"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			e := requireScheduler(t, kind)

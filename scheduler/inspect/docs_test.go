@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferryhpc/ferry/scheduler"
 	"github.com/ferryhpc/ferry/scheduler/lsf"
+	"github.com/ferryhpc/ferry/scheduler/moab"
 	"github.com/ferryhpc/ferry/scheduler/pbs"
 	"github.com/ferryhpc/ferry/scheduler/sge"
 	"github.com/ferryhpc/ferry/scheduler/slurm"
@@ -65,6 +66,9 @@ func stateRows() []stateRow {
 	for _, s := range sge.States {
 		rows = append(rows, stateRow{"Grid Engine", "`" + s.Code + "`", string(s.Status), s.Meaning, s.Source})
 	}
+	for _, s := range moab.States {
+		rows = append(rows, stateRow{"Moab", "`" + s.Code + "`", string(s.Status), s.Meaning, s.Source})
+	}
 	return rows
 }
 
@@ -104,6 +108,7 @@ var adapters = []struct {
 	{"torque", "Torque", "#PBS ", "-l gres=gpu:1", pbs.NewTorque(pbs.Options{})},
 	{"lsf", "LSF", "#BSUB ", "-app big", lsf.New(lsf.Options{})},
 	{"sge", "Grid Engine", "#$ ", "-l gpu=1", sge.New(sge.Options{})},
+	{"moab", "Moab", "#PBS ", "-l gres=gpu:1", moab.New(moab.Options{})},
 }
 
 // commandsBlock lists the commands an adapter issues and the directives it renders for exampleSpec.
@@ -276,6 +281,9 @@ func TestStateTableAgreesWithParsers(t *testing.T) {
 	}
 	for _, s := range sge.States {
 		require.Equal(t, s.Status, sge.StateStatus(s.Code), s.Code)
+	}
+	for _, s := range moab.States {
+		require.Equal(t, s.Status, moab.StateStatus(s.Code), s.Code)
 	}
 	for _, r := range stateRows() {
 		require.NotEqual(t, string(scheduler.StatusUnknown), r.status, "%s %s", r.scheduler, r.state)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferryhpc/ferry/scheduler"
 	"github.com/ferryhpc/ferry/scheduler/lsf"
+	"github.com/ferryhpc/ferry/scheduler/moab"
 	"github.com/ferryhpc/ferry/scheduler/pbs"
 	"github.com/ferryhpc/ferry/scheduler/sge"
 	"github.com/ferryhpc/ferry/scheduler/slurm"
@@ -65,7 +66,7 @@ func (s *Scheduler) FormatNames() []string {
 }
 
 // Kinds are the scheduler kinds Main knows, as the configuration names them.
-var Kinds = []string{"slurm", "pbspro", "torque", "lsf", "sge"}
+var Kinds = []string{"slurm", "pbspro", "torque", "lsf", "sge", "moab"}
 
 // Lookup returns the scheduler of kind, and whether Main knows it.
 func Lookup(kind string) (*Scheduler, bool) {
@@ -100,7 +101,7 @@ func plain(p func([]byte) ([]scheduler.JobState, error)) func([]byte, Options) (
 // options change what Ferry sends, not how output is read; the one exception, PBS Pro's History,
 // only turns a status answer without any job into pbs.ErrNoHistory, which says nothing about the
 // format.
-var registry = []Scheduler{slurmFormats(), pbsProFormats(), torqueFormats(), lsfFormats(), sgeFormats()}
+var registry = []Scheduler{slurmFormats(), pbsProFormats(), torqueFormats(), lsfFormats(), sgeFormats(), moabFormats()}
 
 func slurmFormats() Scheduler {
 	a := slurm.New(slurm.Options{})
@@ -308,6 +309,30 @@ func sgeFormats() Scheduler {
 				Description: "qacct -j [ID] (records after lines of '='); state is \"failed N\", qacct's failure code",
 				Detect:      detectQacct,
 				Parse:       plain(sge.ParseQacct),
+			},
+		},
+	}
+}
+
+func moabFormats() Scheduler {
+	a := moab.New(moab.Options{})
+	return Scheduler{
+		Kind:              "moab",
+		Submit:            "msub",
+		SubmitDescription: "msub output: the id (\"N\" or \"Moab.N\") after a blank line (formats from the Moab documentation, not yet checked against a real Moab)",
+		ParseSubmit:       a.ParseSubmit,
+		Formats: []Format{
+			{
+				Name:        "ferry-showq-xml",
+				Description: "Ferry's status query: " + commandLine(a.StatusCommand(exampleUser, exampleIDs)),
+				Detect:      detectMoabXML,
+				Parse:       plain(a.ParseStatus),
+			},
+			{
+				Name:        "ferry-checkjob-xml",
+				Description: "Ferry's accounting query: checkjob --xml ID, once per id, the <Data> documents one after the other",
+				Detect:      detectMoabXML,
+				Parse:       plain(a.ParseAccounting),
 			},
 		},
 	}
@@ -552,6 +577,11 @@ func detectBjobsJSON(in []byte) bool {
 func detectQstatXML(in []byte) bool {
 	t := bytes.TrimSpace(in)
 	return bytes.HasPrefix(t, []byte("<?xml")) || bytes.HasPrefix(t, []byte("<job_info"))
+}
+
+// detectMoabXML: Moab's XML, a <Data> document.
+func detectMoabXML(in []byte) bool {
+	return bytes.HasPrefix(bytes.TrimSpace(in), []byte("<Data>"))
 }
 
 // detectQacct: the first line is qacct's record separator, a line of '='.

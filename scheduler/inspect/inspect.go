@@ -34,7 +34,7 @@ Usage:
   ferry scheduler parse --scheduler KIND --output status|submit [--format NAME|auto] [--ids ID,...] [-v] < FILE
   ferry scheduler formats [--scheduler KIND]
 
-KIND is one of slurm, pbspro, torque, lsf, sge.
+KIND is one of slurm, pbspro, torque, lsf, sge, moab.
 
 parse reads a command's stdout (FILE) on standard input and prints what Ferry sees in it:
   --output status   {"jobs":[{"id":"...","state":"...","status":"..."}]}

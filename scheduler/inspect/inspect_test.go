@@ -192,7 +192,7 @@ func TestUsage(t *testing.T) {
 		{"no command", nil, "Usage:"},
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
 		{"no scheduler", []string{"parse", "--output", "status"}, "--scheduler is required"},
-		{"unknown scheduler", []string{"parse", "--scheduler", "moab", "--output", "status"}, `unknown scheduler "moab"`},
+		{"unknown scheduler", []string{"parse", "--scheduler", "condor", "--output", "status"}, `unknown scheduler "condor"`},
 		{"no output", []string{"parse", "--scheduler", "slurm"}, "--output is required"},
 		{"unknown output", []string{"parse", "--scheduler", "slurm", "--output", "jobs"}, `unknown --output "jobs"`},
 		{"unknown format", []string{"parse", "--scheduler", "slurm", "--output", "status", "--format", "qstat"}, `slurm has no status format "qstat" (one of auto, ferry-squeue`},
@@ -200,7 +200,7 @@ func TestUsage(t *testing.T) {
 		{"unknown flag", []string{"parse", "--scheduler", "slurm", "--output", "status", "--bogus"}, "flag provided but not defined: -bogus"},
 		{"flag without value", []string{"parse", "--scheduler"}, "flag needs an argument"},
 		{"stray argument", []string{"parse", "--scheduler", "slurm", "--output", "status", "file.txt"}, `unexpected argument "file.txt"`},
-		{"formats unknown scheduler", []string{"formats", "--scheduler", "moab"}, `unknown scheduler "moab"`},
+		{"formats unknown scheduler", []string{"formats", "--scheduler", "condor"}, `unknown scheduler "condor"`},
 		{"formats stray argument", []string{"formats", "slurm"}, `unexpected argument "slurm"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -260,7 +260,7 @@ func TestRegistry(t *testing.T) {
 			require.False(t, f.Detect(nil), "%s %s detects empty input", k, f.Name)
 		}
 	}
-	_, ok := Lookup("moab")
+	_, ok := Lookup("condor")
 	require.False(t, ok)
 	require.Equal(t, config.Schedulers, Kinds, "every scheduler kind the configuration accepts can be inspected")
 }

@@ -71,6 +71,10 @@ type Options struct {
 	// commands installed side by side (Slurm's Torque wrappers, Grid Engine and PBS all name
 	// theirs qsub/qstat/qdel) or when the users' PATH does not reach them.
 	CommandDir string
+	// JobIDVar is the variable the batch job's environment gives the job's id in, which the
+	// wrapper records in .command.begin (scheduler.RenderWrapper). Default PBS_JOBID; Moab on a
+	// PBS resource manager gives its own id in MOAB_JOBID.
+	JobIDVar string
 }
 
 // flavor says which PBS the adapter drives.
@@ -89,6 +93,7 @@ type core struct {
 	account string
 	maxName int
 	cmdDir  string
+	idVar   string
 }
 
 func newCore(f flavor, opts Options) core {
@@ -98,6 +103,10 @@ func newCore(f flavor, opts Options) core {
 	}
 	if c.maxName <= 0 {
 		c.maxName = DefaultMaxNameLen
+	}
+	c.idVar = opts.JobIDVar
+	if c.idVar == "" {
+		c.idVar = jobIDVar
 	}
 	return c
 }

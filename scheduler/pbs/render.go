@@ -47,7 +47,7 @@ func (c *core) Render(spec scheduler.JobSpec) ([]byte, error) {
 		return nil, err
 	}
 	spec.Resources.Time = scheduler.EnforcedLimit(spec.Resources, time.Second, setsWalltime)
-	return scheduler.RenderWrapper(spec, d, jobIDVar)
+	return scheduler.RenderWrapper(spec, d, c.idVar)
 }
 
 // setsWalltime reports whether an extra option sets the walltime (-l walltime=...).

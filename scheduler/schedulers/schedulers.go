@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferryhpc/ferry/scheduler"
 	"github.com/ferryhpc/ferry/scheduler/lsf"
+	"github.com/ferryhpc/ferry/scheduler/moab"
 	"github.com/ferryhpc/ferry/scheduler/pbs"
 	"github.com/ferryhpc/ferry/scheduler/sge"
 	"github.com/ferryhpc/ferry/scheduler/slurm"
@@ -51,8 +52,10 @@ func New(kind string, opts Options) (scheduler.Scheduler, error) {
 		return lsf.New(lsf.Options{CommandDir: opts.CommandDir}), nil
 	case "sge":
 		return sge.New(sge.Options{CommandDir: opts.CommandDir}), nil
+	case "moab":
+		return moab.New(moab.Options{CommandDir: opts.CommandDir}), nil
 	default:
-		return nil, fmt.Errorf("unknown scheduler %q (supported: slurm, pbspro, torque, lsf, sge)", kind)
+		return nil, fmt.Errorf("unknown scheduler %q (supported: slurm, pbspro, torque, lsf, sge, moab)", kind)
 	}
 }
 

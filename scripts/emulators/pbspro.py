@@ -343,6 +343,7 @@ def qsub(argv):
         "account": attrs.get("A"),
         "project": attrs.get("P", "_pbs_project_default"),
         "resources": resources,
+        "moab": os.environ.get("FERRY_EMULATOR_MSUB") == "1",
         "variables": vlist,
         "submit_args": submit_args,
         "submit_host": host,
@@ -374,6 +375,9 @@ class ProPolicy(emu.Policy):
             "PATH": "/bin:/usr/bin",
             "PBS_JOBNAME": j["name"],
             "PBS_JOBID": j["id"],
+            # Set only for jobs submitted through the Moab emulator's msub (moab.py), which
+            # schedules this emulator's jobs as Moab does a PBS resource manager's.
+            **({"MOAB_JOBID": str(j["seq"])} if j.get("moab") else {}),
             "PBS_QUEUE": j["queue"],
             "PBS_ENVIRONMENT": "PBS_BATCH",
             "PBS_JOBDIR": j["home"],
