@@ -79,6 +79,32 @@ func (c *grpcAdminClient) ScanHostKey(ctx context.Context, host string, port int
 	return mapSlice(resp.GetKeys(), hostKeyFromPB), nil
 }
 
+// ScanHostKeyVia implements Admin. It fails with ErrInvalidArgument, without calling the agent, if
+// a port does not fit in 32 bits or no bastion is named.
+func (c *grpcAdminClient) ScanHostKeyVia(ctx context.Context, host string, port int, via JumpScan) ([]HostKey, error) {
+	ctx, err := withOutgoingActor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := int32Field("port", port)
+	if err != nil {
+		return nil, err
+	}
+	jp, err := int32Field("jump port", via.Port)
+	if err != nil {
+		return nil, err
+	}
+	if via.Host == "" {
+		return nil, fmt.Errorf("%w: no jump host given", ErrInvalidArgument)
+	}
+	resp, err := c.rpc.ScanHostKey(ctx, &ferryv1.ScanHostKeyRequest{Host: host, Port: p, JumpHost: via.Host, JumpPort: jp,
+		JumpUser: via.User, JumpKnownHosts: via.KnownHosts, JumpKey: via.Key, JumpPassphrase: via.Passphrase})
+	if err != nil {
+		return nil, c.fail(err)
+	}
+	return mapSlice(resp.GetKeys(), hostKeyFromPB), nil
+}
+
 // CreateIdentity implements Admin. It fails with ErrInvalidArgument, without calling the agent, if
 // spec.Port does not fit in 32 bits.
 func (c *grpcAdminClient) CreateIdentity(ctx context.Context, spec IdentitySpec) (Identity, error) {

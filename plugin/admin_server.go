@@ -55,7 +55,13 @@ func (s *grpcAdminServer) ScanHostKey(ctx context.Context, req *ferryv1.ScanHost
 	if err != nil {
 		return nil, err
 	}
-	keys, err := s.impl.ScanHostKey(ctx, req.GetHost(), int(req.GetPort()))
+	var keys []HostKey
+	if req.GetJumpHost() != "" {
+		keys, err = s.impl.ScanHostKeyVia(ctx, req.GetHost(), int(req.GetPort()), JumpScan{Host: req.GetJumpHost(), Port: int(req.GetJumpPort()),
+			User: req.GetJumpUser(), KnownHosts: req.GetJumpKnownHosts(), Key: req.GetJumpKey(), Passphrase: req.GetJumpPassphrase()})
+	} else {
+		keys, err = s.impl.ScanHostKey(ctx, req.GetHost(), int(req.GetPort()))
+	}
 	if err != nil {
 		return nil, s.fail("ScanHostKey", err)
 	}

@@ -25,6 +25,7 @@ type (
 	Admin          = contract.Admin
 	Member         = contract.Member
 	HostKey        = contract.HostKey
+	JumpScan       = contract.JumpScan
 	IdentitySpec   = contract.IdentitySpec
 	Identity       = contract.Identity
 	MemberStatus   = contract.MemberStatus

@@ -32,6 +32,7 @@ type adminArgs struct {
 	name, member, identity string
 	host                   string
 	port                   int
+	via                    plugin.JumpScan
 	spec                   plugin.IdentitySpec
 	force                  bool
 	newMember              plugin.Member
@@ -72,6 +73,13 @@ func (f *fakeService) GetIdentity(ctx context.Context, name string) (plugin.Iden
 
 func (f *fakeService) ScanHostKey(ctx context.Context, host string, port int) ([]plugin.HostKey, error) {
 	if err := f.adminCall(ctx, "ScanHostKey", func(a *adminArgs) { a.host, a.port = host, port }); err != nil {
+		return nil, err
+	}
+	return f.hostKeys, nil
+}
+
+func (f *fakeService) ScanHostKeyVia(ctx context.Context, host string, port int, via plugin.JumpScan) ([]plugin.HostKey, error) {
+	if err := f.adminCall(ctx, "ScanHostKeyVia", func(a *adminArgs) { a.host, a.port, a.via = host, port, via }); err != nil {
 		return nil, err
 	}
 	return f.hostKeys, nil
@@ -173,6 +181,7 @@ func callEveryAdmin(ctx context.Context, a plugin.Admin) map[string]error {
 	_, errs["ListIdentities"] = a.ListIdentities(ctx)
 	_, errs["GetIdentity"] = a.GetIdentity(ctx, "lab-a")
 	_, errs["ScanHostKey"] = a.ScanHostKey(ctx, "login.example.org", 22)
+	_, errs["ScanHostKeyVia"] = a.ScanHostKeyVia(ctx, "login.internal", 22, plugin.JumpScan{Host: "bastion.example.org", User: "alice", Key: []byte("k")})
 	_, errs["CreateIdentity"] = a.CreateIdentity(ctx, plugin.IdentitySpec{Name: "lab-a"})
 	_, errs["EditIdentity"] = a.EditIdentity(ctx, "lab-a", plugin.IdentitySpec{Name: "lab-a"}, true)
 	errs["DeleteIdentity"] = a.DeleteIdentity(ctx, "lab-a")
@@ -193,7 +202,7 @@ func callEveryAdmin(ctx context.Context, a plugin.Admin) map[string]error {
 
 // adminMethods are the Admin interface's method names, in callEveryAdmin's order.
 var adminMethods = []string{
-	"ListIdentities", "GetIdentity", "ScanHostKey", "CreateIdentity", "EditIdentity", "DeleteIdentity",
+	"ListIdentities", "GetIdentity", "ScanHostKey", "ScanHostKeyVia", "CreateIdentity", "EditIdentity", "DeleteIdentity",
 	"TestIdentity", "ListMembers", "AddMember", "RemoveMember", "SetCredential", "DeleteCredential",
 	"ListCredentials", "RotateKeys", "Audit", "Pools", "SetPassword", "Invite",
 }

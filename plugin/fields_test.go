@@ -173,6 +173,14 @@ func TestAdminEveryFieldRoundTrips(t *testing.T) {
 	assert.Equal(t, "login.example.org", f.AdminArgs().host)
 	assert.Equal(t, 2222, f.AdminArgs().port)
 
+	via := plugin.JumpScan{Host: "bastion.example.org", Port: 2200, User: "john.smith", KnownHosts: "[bastion.example.org]:2200 ssh-ed25519 AAAA",
+		Key: []byte("-----BEGIN OPENSSH PRIVATE KEY-----\n..."), Passphrase: []byte("pass phrase")}
+	keys, err = a.ScanHostKeyVia(ctx, "login.internal", 22, via)
+	require.NoError(t, err)
+	assert.Equal(t, f.hostKeys, keys)
+	assert.Equal(t, "login.internal", f.AdminArgs().host)
+	assert.Equal(t, via, f.AdminArgs().via, "every JumpScan field crosses the wire")
+
 	got, err = a.CreateIdentity(ctx, spec)
 	require.NoError(t, err)
 	assert.Equal(t, identity, got)

@@ -55,6 +55,7 @@ type fakeAgent struct {
 	cred     plugin.CredentialSpec
 	filter   plugin.AuditFilter
 	scanned  string
+	via      plugin.JumpScan
 	password string
 }
 
@@ -102,6 +103,13 @@ func (f *fakeAgent) GetIdentity(ctx context.Context, name string) (plugin.Identi
 
 func (f *fakeAgent) ScanHostKey(ctx context.Context, host string, port int) ([]plugin.HostKey, error) {
 	return f.hostKeys, f.call(ctx, "ScanHostKey", func() { f.scanned = fmt.Sprintf("%s:%d", host, port) })
+}
+
+func (f *fakeAgent) ScanHostKeyVia(ctx context.Context, host string, port int, via plugin.JumpScan) ([]plugin.HostKey, error) {
+	return f.hostKeys, f.call(ctx, "ScanHostKeyVia", func() {
+		f.scanned = fmt.Sprintf("%s:%d via %s@%s:%d", host, port, via.User, via.Host, via.Port)
+		f.via = via
+	})
 }
 
 func (f *fakeAgent) CreateIdentity(ctx context.Context, spec plugin.IdentitySpec) (plugin.Identity, error) {
@@ -887,4 +895,41 @@ func TestCLIHelpGoesToStdout(t *testing.T) {
 	require.Equal(t, 2, r.code)
 	require.Empty(t, r.stdout)
 	require.Contains(t, r.stderr, "bogus")
+}
+
+// TestCLIIdentityAddScansThroughTheJumpHost: with --jump and no pinned key, the jump host's key is
+// scanned and confirmed first, then the login node's through it with the --jump-key (and its
+// passphrase), and both are pinned. Without --jump-key, or without USER@ in --jump, it says what to
+// give, before calling the agent.
+func TestCLIIdentityAddScansThroughTheJumpHost(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "id_ed25519")
+	require.NoError(t, os.WriteFile(keyFile, []byte(testKey), 0o600))
+	passFile := filepath.Join(dir, "pass")
+	require.NoError(t, os.WriteFile(passFile, []byte(testPassphrase+"\n"), 0o600))
+	args := []string{"identity", "add", "lab-a", "--scheduler", "slurm", "--host", "login.internal",
+		"--workdir", "/scratch/lab-a", "--group", "lab", "--jump", "alice@bastion.example.org:2200"}
+	f := newFakeAgent()
+	sock := serveFake(t, f)
+	r := runCLI(t, "y\ny\n", nil, append(args, "--socket", sock, "--jump-key", keyFile, "--jump-passphrase-file", passFile)...)
+	require.Equal(t, 0, r.code, r.allOutput)
+	assert.Equal(t, []string{"ScanHostKey", "ScanHostKeyVia", "CreateIdentity"}, f.Calls())
+	assert.Equal(t, "login.internal:22 via alice@bastion.example.org:2200", f.scanned)
+	assert.Equal(t, testKnownHosts, f.via.KnownHosts, "the jump host's confirmed key pins it for the scan")
+	assert.Equal(t, testKey, string(f.via.Key))
+	assert.Equal(t, testPassphrase, string(f.via.Passphrase))
+	assert.Equal(t, testKnownHosts+"\n"+testKnownHosts, f.spec.KnownHosts, "both hosts pinned")
+	assert.Equal(t, 2, strings.Count(r.stderr, "Trust this host key? [y/N]"))
+	assert.Contains(t, r.stderr, "login.internal:22 (through bastion.example.org) presents")
+	assert.NotContains(t, r.allOutput, testPassphrase)
+
+	f = newFakeAgent()
+	sock = serveFake(t, f)
+	r = runCLI(t, "", nil, append(args, "--socket", sock)...)
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "--jump-key")
+	r = runCLI(t, "", nil, append(args[:len(args)-1], "bastion.example.org", "--socket", sock, "--jump-key", keyFile)...)
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "USER@HOST")
+	assert.Empty(t, f.Calls())
 }

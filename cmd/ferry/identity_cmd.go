@@ -88,6 +88,52 @@ func (sf specFlags) pinned() (string, error) {
 	return strings.TrimSpace(*sf.knownHosts), nil
 }
 
+// jumpScan reads --jump ([USER@]HOST[:PORT]) and the key to log in to the jump host with, for
+// scanning the login node's host key through it.
+func (c *cli) jumpScan(jump, keyFile, passFile string) (*plugin.JumpScan, error) {
+	user, hostPort, ok := strings.Cut(jump, "@")
+	if !ok || user == "" {
+		return nil, usagef("--jump %q: give USER@HOST[:PORT], the user you log in to the jump host as, to scan the login node's key through it (or pin it with --known-hosts)", jump)
+	}
+	host, port := hostPort, 22
+	if h, p, ok := strings.Cut(hostPort, ":"); ok {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, usagef("--jump %q: the port must be 1-65535", jump)
+		}
+		host, port = h, n
+	}
+	if keyFile == "" {
+		return nil, usagef("--jump without --known-hosts: give --jump-key FILE, your key for %s, so the login node's host key can be scanned through it (it is used once and not stored), or pin the login node's key with --known-hosts", host)
+	}
+	key, err := c.readKey(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	var pass []byte
+	switch {
+	case passFile != "":
+		if pass, err = readPassphraseFile(passFile); err != nil {
+			return nil, err
+		}
+	case c.getenv("FERRY_PASSPHRASE") != "":
+		pass = []byte(c.getenv("FERRY_PASSPHRASE"))
+	}
+	return &plugin.JumpScan{Host: host, Port: port, User: user, Key: key, Passphrase: pass}, nil
+}
+
+// trustScannedKeyVia is trustScannedKey for a login node scanned through the jump host via.
+func (c *cli) trustScannedKeyVia(ctx context.Context, a plugin.Admin, host string, port int, via plugin.JumpScan, yes bool) (string, error) {
+	if port == 0 {
+		port = 22
+	}
+	keys, err := a.ScanHostKeyVia(ctx, host, port, via)
+	if err != nil {
+		return "", fmt.Errorf("fetch the host key of %s:%d through %s: %w (or pin it with --known-hosts)", host, port, via.Host, err)
+	}
+	return c.confirmKeys(keys, fmt.Sprintf("%s:%d (through %s)", host, port, via.Host), yes)
+}
+
 // trustScannedKey scans host:port, shows each key's type and fingerprint, and asks whether to
 // trust them (or, with yes, trusts them with a warning). It returns the known_hosts lines to pin.
 func (c *cli) trustScannedKey(ctx context.Context, a plugin.Admin, host string, port int, yes bool) (string, error) {
@@ -98,10 +144,16 @@ func (c *cli) trustScannedKey(ctx context.Context, a plugin.Admin, host string, 
 	if err != nil {
 		return "", fmt.Errorf("fetch the host key of %s:%d: %w (or pin it with --known-hosts)", host, port, err)
 	}
+	return c.confirmKeys(keys, fmt.Sprintf("%s:%d", host, port), yes)
+}
+
+// confirmKeys shows the scanned keys of where and asks whether to trust them (or, with yes,
+// trusts them with a warning); it returns their known_hosts lines.
+func (c *cli) confirmKeys(keys []plugin.HostKey, where string, yes bool) (string, error) {
 	if len(keys) == 0 {
-		return "", fmt.Errorf("%s:%d presented no host key", host, port)
+		return "", fmt.Errorf("%s presented no host key", where)
 	}
-	fmt.Fprintf(c.errOut, "The login node %s:%d presents:\n", host, port)
+	fmt.Fprintf(c.errOut, "%s presents:\n", where)
 	lines := make([]string, len(keys))
 	for i, k := range keys {
 		fmt.Fprintf(c.errOut, "  %-22s %s\n", k.Type, k.Fingerprint)
@@ -123,9 +175,14 @@ func (c *cli) trustScannedKey(ctx context.Context, a plugin.Admin, host string, 
 }
 
 func (c *cli) identityAdd(args []string) error {
+	if err := refusePassphraseArg(args); err != nil {
+		return err
+	}
 	fs := c.flagSet("identity add")
 	cf := c.addConnFlags(fs, false)
 	sf := addSpecFlags(fs)
+	jumpKey := fs.String("jump-key", "", "with --jump and no pinned key: your private key for the jump host (or - for standard input), used once to scan the login node's key through it, never stored")
+	jumpPass := fs.String("jump-passphrase-file", "", "file holding --jump-key's passphrase (else FERRY_PASSPHRASE)")
 	asJSON := fs.Bool("json", false, "print the created identity as JSON")
 	name, err := oneName(fs, args, "NAME")
 	if err != nil {
@@ -155,8 +212,27 @@ func (c *cli) identityAdd(args []string) error {
 		Name: name, Scheduler: *sf.scheduler, Host: *sf.host, Port: *sf.port,
 		WorkDir: *sf.workDir, Group: *sf.group, JumpHost: *sf.jump, KnownHosts: known,
 	}
+	var via *plugin.JumpScan
+	if spec.KnownHosts == "" && spec.JumpHost != "" {
+		if via, err = c.jumpScan(spec.JumpHost, *jumpKey, *jumpPass); err != nil {
+			return err
+		}
+		defer clear(via.Key)
+		defer clear(via.Passphrase)
+	}
 	return c.adminCall(cf, func(ctx context.Context, a plugin.Admin) error {
-		if spec.KnownHosts == "" {
+		switch {
+		case spec.KnownHosts == "" && via != nil:
+			// The jump host is reachable: scan and confirm its key, then the login node's through it.
+			if via.KnownHosts, err = c.trustScannedKey(ctx, a, via.Host, via.Port, *sf.yes); err != nil {
+				return err
+			}
+			login, err := c.trustScannedKeyVia(ctx, a, spec.Host, spec.Port, *via, *sf.yes)
+			if err != nil {
+				return err
+			}
+			spec.KnownHosts = via.KnownHosts + "\n" + login
+		case spec.KnownHosts == "":
 			if spec.KnownHosts, err = c.trustScannedKey(ctx, a, spec.Host, spec.Port, *sf.yes); err != nil {
 				return err
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +23,7 @@ func (c *cli) confirm(question string) (bool, error) {
 		r, w = tty, tty
 	}
 	fmt.Fprintf(w, "%s [y/N] ", question)
-	line, err := bufio.NewReader(r).ReadString('\n')
+	line, err := readLine(r)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return false, fmt.Errorf("read the answer: %w", err)
 	}
@@ -36,6 +35,25 @@ func (c *cli) confirm(question string) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// readLine reads up to and including the next newline one byte at a time, so that a second
+// question finds its own answer still unread (a buffered reader would swallow it).
+func readLine(r io.Reader) (string, error) {
+	var b strings.Builder
+	var c [1]byte
+	for {
+		n, err := r.Read(c[:])
+		if n == 1 {
+			b.WriteByte(c[0])
+			if c[0] == '\n' {
+				return b.String(), nil
+			}
+		}
+		if err != nil {
+			return b.String(), err
+		}
+	}
 }
 
 // askPassphrase reads a passphrase without echo from a terminal: standard input if it is one and

@@ -367,3 +367,48 @@ func TestIdentityBehindJumpHost(t *testing.T) {
 	require.Equal(t, "completed", got[j.ID].Status)
 	require.Equal(t, "bob", got[j.ID].Owner)
 }
+
+// TestScanHostKeyThroughJumpHost scans the login node's host key through a bastion (the real sshd,
+// logged in to with alice's key; it then dials the login node from its side): the key found is the
+// cluster's. A bastion whose key is not the pinned one, a key the bastion refuses, and a missing
+// pin are refused with what to fix; the key is never part of any error.
+func TestScanHostKeyThroughJumpHost(t *testing.T) {
+	c := testcluster.Require(t)
+	t.Parallel()
+	a := newAgent(t, adminConfig(t, c))
+	defer a.Close()
+	ctx := as("alice")
+	key, err := os.ReadFile(c.User(t, "alice").Key)
+	require.NoError(t, err)
+	via := plugin.JumpScan{Host: c.Host, Port: c.Port, User: "alice", KnownHosts: c.KnownHosts, Key: key}
+	keys, err := a.ScanHostKeyVia(ctx, "localhost", c.Port, via)
+	require.NoError(t, err)
+	want := strings.Fields(c.KnownHosts)
+	found := false
+	for _, k := range keys {
+		f := strings.Fields(k.KnownHosts)
+		require.Equal(t, fmt.Sprintf("[localhost]:%d", c.Port), f[0])
+		found = found || (f[1] == want[1] && f[2] == want[2])
+	}
+	require.True(t, found, "the scan through the bastion finds the login node's pinned key: %+v", keys)
+
+	wrongPin := via
+	wrongPin.KnownHosts = fmt.Sprintf("[%s]:%d ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK9CD+DAwJHkhFqPdSkZjeh51XaBF8CiHVGcg3+5lpXX", c.Host, c.Port)
+	_, err = a.ScanHostKeyVia(ctx, "localhost", c.Port, wrongPin)
+	require.ErrorIs(t, err, plugin.ErrFailedPrecondition)
+	require.ErrorContains(t, err, "jump host")
+
+	wrongKey := via
+	wrongKey.User = "dave" // dave's authorized key is not alice's
+	_, err = a.ScanHostKeyVia(ctx, "localhost", c.Port, wrongKey)
+	require.ErrorIs(t, err, plugin.ErrPermissionDenied)
+	require.NotContains(t, err.Error(), strings.Split(string(key), "\n")[1])
+
+	noPin := via
+	noPin.KnownHosts = ""
+	_, err = a.ScanHostKeyVia(ctx, "localhost", c.Port, noPin)
+	require.ErrorIs(t, err, plugin.ErrInvalidArgument)
+
+	_, err = a.ScanHostKeyVia(as("bob"), "localhost", c.Port, via)
+	require.ErrorIs(t, err, plugin.ErrPermissionDenied, "only owners scan")
+}

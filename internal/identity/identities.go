@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferryhpc/ferry/internal/audit"
 	"github.com/ferryhpc/ferry/internal/config"
+	"github.com/ferryhpc/ferry/internal/credcheck"
 	"github.com/ferryhpc/ferry/internal/store"
 	"github.com/ferryhpc/ferry/plugin/contract"
 	"github.com/ferryhpc/ferry/sshpool"
@@ -107,6 +108,71 @@ func (reg *Registry) ScanHostKey(ctx context.Context, host string, port int) ([]
 	if _, err := reg.Authorize(ctx, IdentityScan, ""); err != nil {
 		return nil, err
 	}
+	var d net.Dialer
+	return reg.scan(ctx, host, port, d.DialContext)
+}
+
+// ScanHostKeyVia scans host:port through the bastion via, for a login node only the bastion
+// reaches: it logs in to the bastion with via's key, checking the bastion's key against the
+// known_hosts line(s) the owner confirmed for it, and scans the login node through it. The key is
+// used for this scan only, never stored or logged.
+func (reg *Registry) ScanHostKeyVia(ctx context.Context, host string, port int, via contract.JumpScan) ([]contract.HostKey, error) {
+	if _, err := reg.Authorize(ctx, IdentityScan, ""); err != nil {
+		return nil, err
+	}
+	if via.Port == 0 {
+		via.Port = 22
+	}
+	if !config.ValidHost(via.Host) || via.Port < 1 || via.Port > 65535 {
+		return nil, fmt.Errorf("%w: invalid jump host %q or port %d", contract.ErrInvalidArgument, via.Host, via.Port)
+	}
+	if err := credcheck.ValidateUsername(via.User); err != nil {
+		return nil, fmt.Errorf("%w: jump host user: %v", contract.ErrInvalidArgument, err)
+	}
+	hk, err := sshpool.KeysForHost(via.KnownHosts, via.Host, via.Port)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the jump host's pinned key: %v (scan and confirm the jump host's key first)", contract.ErrInvalidArgument, err)
+	}
+	if _, err := credcheck.ValidateKey(via.Key, via.Passphrase); err != nil {
+		return nil, fmt.Errorf("%w: jump host key: %v", contract.ErrInvalidArgument, err)
+	}
+	signer, err := sshpool.ParsePrivateKey(via.Key, via.Passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("%w: jump host key: %v", contract.ErrInvalidArgument, err)
+	}
+	jaddr := sshpool.HostPort(via.Host, via.Port)
+	dctx, cancel := context.WithTimeout(ctx, reg.cfg.Pool.DialTimeout.Duration)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(dctx, "tcp", jaddr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dial jump host %s: %v", contract.ErrUnavailable, jaddr, err)
+	}
+	deadline, _ := dctx.Deadline()
+	_ = nc.SetDeadline(deadline)
+	sc, chans, reqs, err := ssh.NewClientConn(nc, jaddr, &ssh.ClientConfig{
+		User: via.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: hk.Callback(), HostKeyAlgorithms: hk.Algorithms(),
+	})
+	if err != nil {
+		_ = nc.Close()
+		var hke *sshpool.HostKeyError
+		switch {
+		case errors.As(err, &hke):
+			return nil, fmt.Errorf("%w: jump host %s: %v", contract.ErrFailedPrecondition, jaddr, hke)
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return nil, fmt.Errorf("%w: the jump host %s refused the key for %q", contract.ErrPermissionDenied, jaddr, via.User)
+		}
+		return nil, fmt.Errorf("%w: ssh handshake with jump host %s: %v", contract.ErrUnavailable, jaddr, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	jc := ssh.NewClient(sc, chans, reqs)
+	defer jc.Close()
+	return reg.scan(ctx, host, port, jc.DialContext)
+}
+
+// scan asks host:port, reached with dial, for each host key algorithm in turn.
+func (reg *Registry) scan(ctx context.Context, host string, port int, dial func(ctx context.Context, network, addr string) (net.Conn, error)) ([]contract.HostKey, error) {
 	if port == 0 {
 		port = 22
 	}
@@ -120,10 +186,11 @@ func (reg *Registry) ScanHostKey(ctx context.Context, host string, port int) ([]
 	}
 	var out []contract.HostKey
 	for _, alg := range []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521, ssh.KeyAlgoRSASHA512} {
-		k, err := scanOne(ctx, addr, alg, reg.cfg.Pool.DialTimeout.Duration)
+		k, err := scanOne(ctx, dial, addr, alg, reg.cfg.Pool.DialTimeout.Duration)
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection refused") {
+			if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection refused") ||
+				strings.Contains(err.Error(), "ssh: rejected") {
 				return nil, fmt.Errorf("%w: scan %s: %v", contract.ErrUnavailable, addr, err)
 			}
 			continue // the server has no key of this type
@@ -139,17 +206,19 @@ func (reg *Registry) ScanHostKey(ctx context.Context, host string, port int) ([]
 
 var errScanned = errors.New("host key captured")
 
-func scanOne(ctx context.Context, addr, alg string, timeout time.Duration) (ssh.PublicKey, error) {
+func scanOne(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), addr, alg string, timeout time.Duration) (ssh.PublicKey, error) {
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", addr)
+	nc, err := dial(dctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
 	deadline, _ := dctx.Deadline()
 	_ = nc.SetDeadline(deadline)
+	// A connection through a bastion has no deadlines: closing it ends a stalled handshake.
+	stop := context.AfterFunc(dctx, func() { _ = nc.Close() })
+	defer stop()
 	var got ssh.PublicKey
 	_, _, _, err = ssh.NewClientConn(nc, addr, &ssh.ClientConfig{
 		User:              "ferry-scan",

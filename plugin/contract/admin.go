@@ -16,6 +16,10 @@ type Admin interface {
 	// ScanHostKey connects to host:port and returns the keys it presents, for an owner to confirm
 	// (by fingerprint) before creating an identity or accepting a changed key. Nothing is stored.
 	ScanHostKey(ctx context.Context, host string, port int) ([]HostKey, error)
+	// ScanHostKeyVia scans host:port as ScanHostKey does, through the bastion via: for a login
+	// node only the bastion reaches. via's key logs in to the bastion for this scan only; it is
+	// never stored, logged or returned.
+	ScanHostKeyVia(ctx context.Context, host string, port int, via JumpScan) ([]HostKey, error)
 	// CreateIdentity creates an identity (owners only). spec.KnownHosts must hold the confirmed key.
 	CreateIdentity(ctx context.Context, spec IdentitySpec) (Identity, error)
 	// EditIdentity changes an identity (owners only). With active jobs it fails with
@@ -258,4 +262,16 @@ func WithActor(ctx context.Context, a Actor) context.Context {
 func ActorFrom(ctx context.Context) (Actor, bool) {
 	a, ok := ctx.Value(actorKey{}).(Actor)
 	return a, ok
+}
+
+// JumpScan is the bastion ScanHostKeyVia goes through: its address, the known_hosts line(s) the
+// owner confirmed for it, and the user and OpenSSH private key (with its passphrase, if any) to log
+// in to it with. The key is used for the one scan and never kept.
+type JumpScan struct {
+	Host       string
+	Port       int // 0 means 22
+	User       string
+	KnownHosts string
+	Key        []byte
+	Passphrase []byte
 }

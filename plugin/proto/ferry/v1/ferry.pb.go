@@ -2700,9 +2700,19 @@ type ScanHostKeyRequest struct {
 	// host is the login node's host name or IP literal. Required.
 	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
 	// port is the SSH port; 0 means 22.
-	Port          int32 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Port int32 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	// jump_host, when set, is a bastion to scan through (the login node is reachable only from it):
+	// its host name, port (0 means 22), the user to log in as, the known_hosts line(s) the owner
+	// confirmed for it, and the OpenSSH private key (and passphrase) to log in with. The key is used
+	// for this scan only; the agent never stores, logs or returns it.
+	JumpHost       string `protobuf:"bytes,3,opt,name=jump_host,json=jumpHost,proto3" json:"jump_host,omitempty"`
+	JumpPort       int32  `protobuf:"varint,4,opt,name=jump_port,json=jumpPort,proto3" json:"jump_port,omitempty"`
+	JumpUser       string `protobuf:"bytes,5,opt,name=jump_user,json=jumpUser,proto3" json:"jump_user,omitempty"`
+	JumpKnownHosts string `protobuf:"bytes,6,opt,name=jump_known_hosts,json=jumpKnownHosts,proto3" json:"jump_known_hosts,omitempty"`
+	JumpKey        []byte `protobuf:"bytes,7,opt,name=jump_key,json=jumpKey,proto3" json:"jump_key,omitempty"`
+	JumpPassphrase []byte `protobuf:"bytes,8,opt,name=jump_passphrase,json=jumpPassphrase,proto3" json:"jump_passphrase,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ScanHostKeyRequest) Reset() {
@@ -2747,6 +2757,48 @@ func (x *ScanHostKeyRequest) GetPort() int32 {
 		return x.Port
 	}
 	return 0
+}
+
+func (x *ScanHostKeyRequest) GetJumpHost() string {
+	if x != nil {
+		return x.JumpHost
+	}
+	return ""
+}
+
+func (x *ScanHostKeyRequest) GetJumpPort() int32 {
+	if x != nil {
+		return x.JumpPort
+	}
+	return 0
+}
+
+func (x *ScanHostKeyRequest) GetJumpUser() string {
+	if x != nil {
+		return x.JumpUser
+	}
+	return ""
+}
+
+func (x *ScanHostKeyRequest) GetJumpKnownHosts() string {
+	if x != nil {
+		return x.JumpKnownHosts
+	}
+	return ""
+}
+
+func (x *ScanHostKeyRequest) GetJumpKey() []byte {
+	if x != nil {
+		return x.JumpKey
+	}
+	return nil
+}
+
+func (x *ScanHostKeyRequest) GetJumpPassphrase() []byte {
+	if x != nil {
+		return x.JumpPassphrase
+	}
+	return nil
 }
 
 // ScanHostKeyResponse carries the keys the node presented.
@@ -4281,10 +4333,16 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\x12GetIdentityRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"E\n" +
 	"\x13GetIdentityResponse\x12.\n" +
-	"\bidentity\x18\x01 \x01(\v2\x12.ferry.v1.IdentityR\bidentity\"<\n" +
+	"\bidentity\x18\x01 \x01(\v2\x12.ferry.v1.IdentityR\bidentity\"\x81\x02\n" +
 	"\x12ScanHostKeyRequest\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
-	"\x04port\x18\x02 \x01(\x05R\x04port\"<\n" +
+	"\x04port\x18\x02 \x01(\x05R\x04port\x12\x1b\n" +
+	"\tjump_host\x18\x03 \x01(\tR\bjumpHost\x12\x1b\n" +
+	"\tjump_port\x18\x04 \x01(\x05R\bjumpPort\x12\x1b\n" +
+	"\tjump_user\x18\x05 \x01(\tR\bjumpUser\x12(\n" +
+	"\x10jump_known_hosts\x18\x06 \x01(\tR\x0ejumpKnownHosts\x12\x19\n" +
+	"\bjump_key\x18\a \x01(\fR\ajumpKey\x12'\n" +
+	"\x0fjump_passphrase\x18\b \x01(\fR\x0ejumpPassphrase\"<\n" +
 	"\x13ScanHostKeyResponse\x12%\n" +
 	"\x04keys\x18\x01 \x03(\v2\x11.ferry.v1.HostKeyR\x04keys\"C\n" +
 	"\x15CreateIdentityRequest\x12*\n" +
