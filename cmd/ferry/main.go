@@ -51,7 +51,7 @@ Operations:
   ferry audit [--since 24h|TIME] [--until TIME] [--actor A] [--identity I] [--subject S]
               [--action PREFIX] [--outcome O] [--limit N]
   ferry pools                                SSH pool statistics
-  ferry scheduler parse --scheduler slurm|pbspro|torque|lsf|sge --output submit|status
+  ferry scheduler parse --scheduler slurm|pbspro|torque|lsf|sge|moab --output submit|status
                         [--format NAME|auto] < FILE    check how Ferry reads your site's output
   ferry scheduler formats [--scheduler S]    list the output formats Ferry reads
   ferry version
