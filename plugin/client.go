@@ -50,6 +50,7 @@ func Start(cmd *exec.Cmd, logger hclog.Logger) (*Client, error) {
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		GRPCDialOptions:  dialOptions(),
 		Logger:           logger,
 	})
 	svc, err := dispense(pc)
@@ -93,6 +94,7 @@ func Attach(reattachFile string, logger hclog.Logger) (*Client, error) {
 		Plugins:          PluginSet(nil),
 		Reattach:         rc,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		GRPCDialOptions:  dialOptions(),
 		Logger:           logger,
 	})
 	svc, err := dispense(pc)
@@ -341,4 +343,32 @@ func (c *grpcClient) ListJobs(ctx context.Context, req ListRequest) ([]Job, erro
 		return nil, c.fail(err)
 	}
 	return jobsFromPB(resp.GetJobs()), nil
+}
+
+// Flow control and buffers for the launcher's connection. The agent is local (a Unix socket, or
+// loopback), where a round trip costs microseconds but gRPC's default 64 KiB stream window makes
+// a large answer (Status of 1,000 jobs is about 250 KiB) wait for window updates between the two
+// processes several times; a 4 MiB window and 256 KiB buffers let it arrive in one go. The sizes
+// bound memory per connection, not per call.
+const (
+	grpcWindow = 4 << 20
+	grpcBuffer = 256 << 10
+)
+
+func dialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithInitialWindowSize(grpcWindow),
+		grpc.WithInitialConnWindowSize(grpcWindow),
+		grpc.WithReadBufferSize(grpcBuffer),
+		grpc.WithWriteBufferSize(grpcBuffer),
+	}
+}
+
+func serverOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.InitialWindowSize(grpcWindow),
+		grpc.InitialConnWindowSize(grpcWindow),
+		grpc.ReadBufferSize(grpcBuffer),
+		grpc.WriteBufferSize(grpcBuffer),
+	}
 }

@@ -195,13 +195,36 @@ func jobFromPB(j *ferryv1.Job) Job {
 	}
 }
 
+// jobsToPB converts jobs with a handful of allocations instead of five per job (the message, three
+// timestamps, the exit code): a Status of 1,000 jobs otherwise spends more time allocating and
+// collecting than encoding. The messages live in one backing array and are never copied.
 func jobsToPB(jobs []Job) []*ferryv1.Job {
 	if len(jobs) == 0 {
 		return nil
 	}
 	out := make([]*ferryv1.Job, len(jobs))
-	for i, j := range jobs {
-		out[i] = jobToPB(j)
+	msgs := make([]ferryv1.Job, len(jobs))
+	times := make([]timestamppb.Timestamp, 0, 3*len(jobs))
+	codes := make([]int32, 0, len(jobs))
+	ts := func(t time.Time) *timestamppb.Timestamp {
+		if t.IsZero() {
+			return nil
+		}
+		times = append(times, timestamppb.Timestamp{Seconds: t.Unix(), Nanos: int32(t.Nanosecond())})
+		return &times[len(times)-1]
+	}
+	for i := range jobs {
+		j := &jobs[i]
+		m := &msgs[i]
+		m.Id, m.Identity, m.User, m.Token, m.Name, m.Dir = j.ID, j.Identity, j.User, j.Token, j.Name, j.Dir
+		m.SchedulerId, m.Status, m.State, m.Reason, m.Queue = j.SchedulerID, j.Status, j.State, j.Reason, j.Queue
+		m.Submitted, m.Started, m.Ended = ts(j.Submitted), ts(j.Started), ts(j.Ended)
+		if j.ExitCode != nil {
+			codes = append(codes, int32(max(math.MinInt32, min(math.MaxInt32, *j.ExitCode))))
+			m.ExitCode = &codes[len(codes)-1]
+		}
+		m.Error, m.Owner, m.Done = j.Error, j.Owner, j.Done
+		out[i] = m
 	}
 	return out
 }

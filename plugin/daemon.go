@@ -155,6 +155,7 @@ func daemonGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 		}
 		return next(ctx, req)
 	}
+	opts = append(opts, serverOptions()...)
 	return grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(refuse))...)
 }
 

@@ -64,11 +64,11 @@ func ServeSocket(ctx context.Context, impl Service, path string, resolve func(ui
 	}
 
 	auth := socketAuth{resolve: resolve, log: logger}
-	srv := grpc.NewServer(
+	srv := grpc.NewServer(append(serverOptions(),
 		grpc.Creds(peerCredentials{}),
 		grpc.ChainUnaryInterceptor(auth.unary),
 		grpc.ChainStreamInterceptor(auth.stream),
-	)
+	)...)
 	registerServices(srv, impl, logger, false)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -281,12 +281,12 @@ func DialSocket(path string) (*Client, error) {
 		return nil, fmt.Errorf("%w: dial ferry agent socket %q: %w", ErrUnavailable, path, err)
 	}
 	_ = conn.Close()
-	cc, err := grpc.NewClient("passthrough:///ferry-agent",
+	cc, err := grpc.NewClient("passthrough:///ferry-agent", append(dialOptions(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
-		}))
+		}))...)
 	if err != nil {
 		return nil, fmt.Errorf("dial ferry agent socket %q: %w", path, err)
 	}
