@@ -98,7 +98,9 @@ func Serve(impl Service, logger hclog.Logger) {
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         goplugin.PluginSet{PluginName: &GRPCPlugin{Impl: impl, Logger: logger}},
-		GRPCServer:      func(opts []grpc.ServerOption) *grpc.Server { return grpc.NewServer(append(opts, serverOptions()...)...) },
-		Logger:          logger,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, serverOptions()...)...)
+		},
+		Logger: logger,
 	})
 }
