@@ -55,6 +55,10 @@ type Agent struct {
 
 	mu       sync.Mutex // guards jobs, pollers, watchers, nextW, counts
 	jobs     map[string]*store.Job
+	// byKey indexes jobs by identity and user (which never change for a job), so a ListJobs for
+	// one user or identity costs the jobs it returns, not every job the agent holds. Kept in step
+	// with jobs by putJobLocked and deleteJobLocked.
+	byKey map[sshpool.Key]map[string]*store.Job
 	pollers  map[sshpool.Key]*poller
 	watchers map[int]*watcher
 	nextW    int
@@ -81,6 +85,7 @@ func New(cfg config.Config, log zerolog.Logger, schedulers SchedulerFactory) (*A
 		cfg:       cfg,
 		log:       log,
 		jobs:      map[string]*store.Job{},
+		byKey:     map[sshpool.Key]map[string]*store.Job{},
 		pollers:   map[sshpool.Key]*poller{},
 		watchers:  map[int]*watcher{},
 		counts:    map[sshpool.Key]map[string]int{},
@@ -375,14 +380,16 @@ func (a *Agent) ListJobs(ctx context.Context, req contract.ListRequest) ([]contr
 	}
 	a.mu.Lock()
 	var out []contract.Job
-	for _, j := range a.jobs {
-		if (req.Identity != "" && j.Identity != req.Identity) || (req.User != "" && j.User != req.User) || !p.Sees(j.User) {
+	for k, jobs := range a.byKey {
+		if (req.Identity != "" && k.Identity != req.Identity) || (req.User != "" && k.User != req.User) || !p.Sees(k.User) {
 			continue
 		}
-		if req.ActiveOnly && j.Done {
-			continue
+		for _, j := range jobs {
+			if req.ActiveOnly && j.Done {
+				continue
+			}
+			out = append(out, toPlugin(j))
 		}
-		out = append(out, toPlugin(j))
 	}
 	a.mu.Unlock()
 	for _, j := range a.storedJobs(req.Identity) { // other agents' identities (shared store)
@@ -401,6 +408,37 @@ func (a *Agent) ListJobs(ctx context.Context, req contract.ListRequest) ([]contr
 		return out[i].ID < out[k].ID
 	})
 	return out, nil
+}
+
+// putJobLocked adds or replaces j in the cache and its index. a.mu must be held.
+func (a *Agent) putJobLocked(j *store.Job) {
+	if old, ok := a.jobs[j.ID]; ok {
+		a.deleteJobLocked(old.ID)
+	}
+	a.jobs[j.ID] = j
+	k := sshpool.Key{Identity: j.Identity, User: j.User}
+	m := a.byKey[k]
+	if m == nil {
+		m = map[string]*store.Job{}
+		a.byKey[k] = m
+	}
+	m[j.ID] = j
+}
+
+// deleteJobLocked removes job id from the cache and its index. a.mu must be held.
+func (a *Agent) deleteJobLocked(id string) {
+	j, ok := a.jobs[id]
+	if !ok {
+		return
+	}
+	delete(a.jobs, id)
+	k := sshpool.Key{Identity: j.Identity, User: j.User}
+	if m := a.byKey[k]; m != nil {
+		delete(m, id)
+		if len(m) == 0 {
+			delete(a.byKey, k)
+		}
+	}
 }
 
 // update applies fn to the cached job id under the lock, persists it and notifies watchers when
@@ -449,7 +487,7 @@ func (a *Agent) reattach() error {
 			// The agent stopped during this submit: settle it by token in the background.
 			settle = append(settle, j.ID)
 		}
-		a.jobs[j.ID] = &j
+		a.putJobLocked(&j)
 		if !j.Done {
 			keys[sshpool.Key{Identity: j.Identity, User: j.User}] = true
 		}

@@ -51,7 +51,7 @@ func (a *Agent) prune(cutoff time.Time) int {
 			continue
 		}
 		a.mu.Lock()
-		delete(a.jobs, id)
+		a.deleteJobLocked(id)
 		a.mu.Unlock()
 		n++
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ferryhpc/ferry/internal/config"
 	"github.com/ferryhpc/ferry/internal/store"
+	"github.com/ferryhpc/ferry/plugin/contract"
 )
 
 // TestPruneForgetsOnlyOldFinishedJobs: a finished job past the retention goes from memory and the
@@ -30,10 +32,14 @@ func TestPruneForgetsOnlyOldFinishedJobs(t *testing.T) {
 		j := j
 		require.NoError(t, a.store.Put(j))
 		a.mu.Lock()
-		a.jobs[j.ID] = &j
+		a.putJobLocked(&j)
 		a.mu.Unlock()
 	}
 	require.Equal(t, 1, a.prune(now.Add(-cfg.Store.KeepFinished.Duration)))
+	// The pruned job is gone from the per-user index too: ListJobs no longer returns it.
+	listed, err := a.ListJobs(context.Background(), contract.ListRequest{User: "alice"}) // the launcher: sees all
+	require.NoError(t, err)
+	require.Len(t, listed, 2)
 	_, ok := a.current("old-done")
 	require.False(t, ok)
 	for _, id := range []string{"new-done", "old-active"} {

@@ -123,12 +123,12 @@ func (a *Agent) take(identityName string, token int64) error {
 	a.mu.Lock()
 	for id, j := range a.jobs {
 		if j.Identity == identityName {
-			delete(a.jobs, id)
+			a.deleteJobLocked(id)
 		}
 	}
 	for i := range jobs {
 		j := jobs[i]
-		a.jobs[j.ID] = &j
+		a.putJobLocked(&j)
 		if unsettled(&j) {
 			settle = append(settle, j.ID)
 		} else if !j.Done {
@@ -161,7 +161,7 @@ func (a *Agent) drop(identityName string) {
 	n := 0
 	for id, j := range a.jobs {
 		if j.Identity == identityName {
-			delete(a.jobs, id)
+			a.deleteJobLocked(id)
 			n++
 		}
 	}

@@ -107,7 +107,7 @@ func (a *Agent) Submit(ctx context.Context, req contract.SubmitRequest) (contrac
 		return contract.Job{}, fmt.Errorf("persist job: %w", err)
 	}
 	a.mu.Lock()
-	a.jobs[id] = j
+	a.putJobLocked(j)
 	a.mu.Unlock()
 
 	jobID, err := a.doSubmit(ctx, s, spec, false)
@@ -347,7 +347,7 @@ func (a *Agent) lookupToken(ctx context.Context, s *session, lookup scheduler.To
 // forget removes a job that never reached the scheduler.
 func (a *Agent) forget(id string) {
 	a.mu.Lock()
-	delete(a.jobs, id)
+	a.deleteJobLocked(id)
 	a.mu.Unlock()
 	if err := a.store.Delete(id); err != nil {
 		a.log.Error().Err(err).Str("job", id).Msg("forget job")
