@@ -53,12 +53,12 @@ type Agent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex // guards jobs, pollers, watchers, nextW, counts
-	jobs     map[string]*store.Job
+	mu   sync.Mutex // guards jobs, pollers, watchers, nextW, counts
+	jobs map[string]*store.Job
 	// byKey indexes jobs by identity and user (which never change for a job), so a ListJobs for
 	// one user or identity costs the jobs it returns, not every job the agent holds. Kept in step
 	// with jobs by putJobLocked and deleteJobLocked.
-	byKey map[sshpool.Key]map[string]*store.Job
+	byKey    map[sshpool.Key]map[string]*store.Job
 	pollers  map[sshpool.Key]*poller
 	watchers map[int]*watcher
 	nextW    int
