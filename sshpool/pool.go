@@ -622,10 +622,22 @@ func (p *Pool) dialOnce(ctx context.Context) (*conn, error) {
 
 // dialJump logs in to the bastion j; the returned client carries the real connection.
 func (p *Pool) dialJump(ctx context.Context, j Target) (*ssh.Client, error) {
-	addr := HostPort(j.Host, j.Port)
-	nc, err := p.dialer(ctx, "tcp", addr)
+	c, err := DialJump(ctx, p.dialer, j, p.opts.DialTimeout)
 	if err != nil {
-		return nil, p.errorf("%w: dial jump host %s: %v", ErrUnreachable, addr, err)
+		return nil, p.errorf("%w", err)
+	}
+	return c, nil
+}
+
+// DialJump logs in to the bastion j, reached with dial, checking its host key against j.HostKeys
+// and authenticating with j.Signer; connections onwards go through the returned client's
+// DialContext. The dial and the handshake end with ctx (and the handshake after timeout). Errors
+// wrap ErrUnreachable, ErrAuth or a *HostKeyError.
+func DialJump(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), j Target, timeout time.Duration) (*ssh.Client, error) {
+	addr := HostPort(j.Host, j.Port)
+	nc, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dial jump host %s: %v", ErrUnreachable, addr, err)
 	}
 	deadline, _ := ctx.Deadline()
 	_ = nc.SetDeadline(deadline)
@@ -636,18 +648,18 @@ func (p *Pool) dialJump(ctx context.Context, j Target) (*ssh.Client, error) {
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(j.Signer)},
 		HostKeyCallback:   j.HostKeys.Callback(),
 		HostKeyAlgorithms: j.HostKeys.Algorithms(),
-		Timeout:           p.opts.DialTimeout,
+		Timeout:           timeout,
 	})
 	if err != nil {
 		_ = nc.Close()
 		var hk *HostKeyError
 		switch {
 		case errors.As(err, &hk):
-			return nil, p.errorf("jump host: %w", hk)
+			return nil, fmt.Errorf("jump host: %w", hk)
 		case strings.Contains(err.Error(), "unable to authenticate"):
-			return nil, p.errorf("%w: the jump host %s refused the key for %q", ErrAuth, addr, j.User)
+			return nil, fmt.Errorf("%w: the jump host %s refused the key for %q", ErrAuth, addr, j.User)
 		}
-		return nil, p.errorf("%w: ssh handshake with jump host %s: %w", ErrUnreachable, addr, err)
+		return nil, fmt.Errorf("%w: ssh handshake with jump host %s: %w", ErrUnreachable, addr, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return ssh.NewClient(sc, chans, reqs), nil

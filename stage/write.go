@@ -52,21 +52,18 @@ type File struct {
 // renamed into place, so two files cost the round trips of one and a failure to write (a full
 // disk, say) leaves none of them.
 func (s *Stager) WriteFiles(ctx context.Context, l Leaser, all []File) error {
-	var files, gone []File
+	var files []File
+	var goneAbs []string // the files to remove
 	for _, f := range all {
-		if f.Remove {
-			gone = append(gone, f)
-		} else {
+		if !f.Remove {
 			files = append(files, f)
+			continue
 		}
-	}
-	goneAbs := make([]string, len(gone))
-	for i, f := range gone {
 		p, err := s.Resolve(f.Rel)
 		if err != nil {
 			return err
 		}
-		goneAbs[i] = p
+		goneAbs = append(goneAbs, p)
 	}
 	abs := make([]string, len(files))
 	var dirs []string

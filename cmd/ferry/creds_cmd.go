@@ -121,15 +121,7 @@ func (c *cli) credsSet(sub string, args []string) error {
 		return err
 	}
 	defer clear(key)
-	var pass []byte
-	switch {
-	case *passFile != "":
-		pass, err = readPassphraseFile(*passFile)
-	case *ask:
-		pass, err = c.askPassphrase(fmt.Sprintf("Passphrase for the key of %s on %s: ", *member, *identity), *keyFile == "-")
-	case c.getenv("FERRY_PASSPHRASE") != "":
-		pass = []byte(c.getenv("FERRY_PASSPHRASE"))
-	}
+	pass, err := c.passphrase(*passFile, *ask, fmt.Sprintf("Passphrase for the key of %s on %s: ", *member, *identity), *keyFile == "-")
 	if err != nil {
 		return err
 	}
@@ -170,6 +162,21 @@ func (c *cli) credsSet(sub string, args []string) error {
 		printCredentials(c.out, []plugin.Credential{cr})
 		return nil
 	})
+}
+
+// passphrase returns a key's passphrase: from passFile, else asked on the terminal (ask, with
+// prompt; stdinTaken when the key came on standard input), else from FERRY_PASSPHRASE; nil when
+// none is given.
+func (c *cli) passphrase(passFile string, ask bool, prompt string, stdinTaken bool) ([]byte, error) {
+	switch {
+	case passFile != "":
+		return readPassphraseFile(passFile)
+	case ask:
+		return c.askPassphrase(prompt, stdinTaken)
+	case c.getenv("FERRY_PASSPHRASE") != "":
+		return []byte(c.getenv("FERRY_PASSPHRASE")), nil
+	}
+	return nil, nil
 }
 
 // readKey reads the private key from path, or from standard input for "-".

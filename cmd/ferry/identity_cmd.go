@@ -91,17 +91,12 @@ func (sf specFlags) pinned() (string, error) {
 // jumpScan reads --jump ([USER@]HOST[:PORT]) and the key to log in to the jump host with, for
 // scanning the login node's host key through it.
 func (c *cli) jumpScan(jump, keyFile, passFile string) (*plugin.JumpScan, error) {
-	user, hostPort, ok := strings.Cut(jump, "@")
-	if !ok || user == "" {
-		return nil, usagef("--jump %q: give USER@HOST[:PORT], the user you log in to the jump host as, to scan the login node's key through it (or pin it with --known-hosts)", jump)
+	user, host, port, err := config.ParseJump(jump)
+	if err != nil {
+		return nil, usagef("--jump %q: %v", jump, err)
 	}
-	host, port := hostPort, 22
-	if h, p, ok := strings.Cut(hostPort, ":"); ok {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return nil, usagef("--jump %q: the port must be 1-65535", jump)
-		}
-		host, port = h, n
+	if user == "" {
+		return nil, usagef("--jump %q: give USER@HOST[:PORT], the user you log in to the jump host as, to scan the login node's key through it (or pin it with --known-hosts)", jump)
 	}
 	if keyFile == "" {
 		return nil, usagef("--jump without --known-hosts: give --jump-key FILE, your key for %s, so the login node's host key can be scanned through it (it is used once and not stored), or pin the login node's key with --known-hosts", host)
@@ -110,14 +105,10 @@ func (c *cli) jumpScan(jump, keyFile, passFile string) (*plugin.JumpScan, error)
 	if err != nil {
 		return nil, err
 	}
-	var pass []byte
-	switch {
-	case passFile != "":
-		if pass, err = readPassphraseFile(passFile); err != nil {
-			return nil, err
-		}
-	case c.getenv("FERRY_PASSPHRASE") != "":
-		pass = []byte(c.getenv("FERRY_PASSPHRASE"))
+	pass, err := c.passphrase(passFile, false, "", false)
+	if err != nil {
+		clear(key)
+		return nil, err
 	}
 	return &plugin.JumpScan{Host: host, Port: port, User: user, Key: key, Passphrase: pass}, nil
 }

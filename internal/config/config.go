@@ -5,10 +5,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -465,4 +467,27 @@ func ParseMode(s string) (uint32, error) {
 		}
 	}
 	return m, nil
+}
+
+// ParseJump reads an identity's jump host, "[user@]host[:port]" (port 22 when none is given;
+// an IPv6 literal with a port in brackets). The user, when given, must be a valid username.
+func ParseJump(s string) (user, host string, port int, err error) {
+	port = 22
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		user, s = s[:i], s[i+1:]
+		if err := credcheck.ValidateUsername(user); err != nil {
+			return "", "", 0, fmt.Errorf("jump host user: %v", err)
+		}
+	}
+	host = s
+	if h, p, e := net.SplitHostPort(s); e == nil {
+		host = h
+		if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
+			return "", "", 0, fmt.Errorf("jump host port %q must be 1-65535", p)
+		}
+	}
+	if !ValidHost(host) {
+		return "", "", 0, fmt.Errorf("jump host %q is not a hostname or IP address", host)
+	}
+	return user, host, port, nil
 }

@@ -33,7 +33,7 @@ func validateSpec(spec contract.IdentitySpec) error {
 		return fmt.Errorf("%w: identity %q: %v", contract.ErrInvalidArgument, spec.Name, err)
 	}
 	if spec.JumpHost != "" {
-		if _, _, _, err := parseJump(spec.JumpHost); err != nil {
+		if _, _, _, err := config.ParseJump(spec.JumpHost); err != nil {
 			return fmt.Errorf("%w: identity %q: %v", contract.ErrInvalidArgument, spec.Name, err)
 		}
 	}
@@ -140,33 +140,20 @@ func (reg *Registry) ScanHostKeyVia(ctx context.Context, host string, port int, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: jump host key: %v", contract.ErrInvalidArgument, err)
 	}
-	jaddr := sshpool.HostPort(via.Host, via.Port)
 	dctx, cancel := context.WithTimeout(ctx, reg.cfg.Pool.DialTimeout.Duration)
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", jaddr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: dial jump host %s: %v", contract.ErrUnavailable, jaddr, err)
+	jc, err := sshpool.DialJump(dctx, d.DialContext, sshpool.Target{Host: via.Host, Port: via.Port, HostKeys: hk, User: via.User, Signer: signer},
+		reg.cfg.Pool.DialTimeout.Duration)
+	var hke *sshpool.HostKeyError
+	switch {
+	case errors.As(err, &hke):
+		return nil, fmt.Errorf("%w: %v", contract.ErrFailedPrecondition, err)
+	case errors.Is(err, sshpool.ErrAuth):
+		return nil, fmt.Errorf("%w: %v", contract.ErrPermissionDenied, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", contract.ErrUnavailable, err)
 	}
-	deadline, _ := dctx.Deadline()
-	_ = nc.SetDeadline(deadline)
-	sc, chans, reqs, err := ssh.NewClientConn(nc, jaddr, &ssh.ClientConfig{
-		User: via.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: hk.Callback(), HostKeyAlgorithms: hk.Algorithms(),
-	})
-	if err != nil {
-		_ = nc.Close()
-		var hke *sshpool.HostKeyError
-		switch {
-		case errors.As(err, &hke):
-			return nil, fmt.Errorf("%w: jump host %s: %v", contract.ErrFailedPrecondition, jaddr, hke)
-		case strings.Contains(err.Error(), "unable to authenticate"):
-			return nil, fmt.Errorf("%w: the jump host %s refused the key for %q", contract.ErrPermissionDenied, jaddr, via.User)
-		}
-		return nil, fmt.Errorf("%w: ssh handshake with jump host %s: %v", contract.ErrUnavailable, jaddr, err)
-	}
-	_ = nc.SetDeadline(time.Time{})
-	jc := ssh.NewClient(sc, chans, reqs)
 	defer jc.Close()
 	return reg.scan(ctx, host, port, jc.DialContext)
 }

@@ -10,11 +10,9 @@ package identity
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -209,28 +207,6 @@ type jumpHost struct {
 	hostKeys sshpool.HostKeys
 }
 
-// parseJump reads "[user@]host[:port]".
-func parseJump(s string) (user, host string, port int, err error) {
-	port = 22
-	if i := strings.LastIndexByte(s, '@'); i >= 0 {
-		user, s = s[:i], s[i+1:]
-		if err := credcheck.ValidateUsername(user); err != nil {
-			return "", "", 0, fmt.Errorf("jump host user: %v", err)
-		}
-	}
-	host = s
-	if h, p, e := net.SplitHostPort(s); e == nil {
-		host = h
-		if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
-			return "", "", 0, fmt.Errorf("jump host port %q must be 1-65535", p)
-		}
-	}
-	if !config.ValidHost(host) {
-		return "", "", 0, fmt.Errorf("jump host %q is not a hostname or IP address", host)
-	}
-	return user, host, port, nil
-}
-
 type credKey struct{ identity, member string }
 
 // credential is a member's credential with its key parsed once.
@@ -264,7 +240,7 @@ func (reg *Registry) buildIdentity(rec store.Identity) (*identity, error) {
 	var jump *jumpHost
 	if rec.JumpHost != "" {
 		// With a bastion, known_hosts must pin both hosts, each by its own line.
-		user, host, port, err := parseJump(rec.JumpHost)
+		user, host, port, err := config.ParseJump(rec.JumpHost)
 		if err != nil {
 			return nil, err
 		}

@@ -181,30 +181,31 @@ func (m *Moab) CheckStatus(ids []scheduler.JobID, r scheduler.Result) error {
 	return scheduler.NewCommandError(scheduler.Command{Argv: []string{m.prog("checkjob")}}, r)
 }
 
-// CheckCancel interprets the mjobctl -c results: "job 'N' cancelled" is success, and so is a job
-// that has already ended or is gone (cancelling is idempotent); "not authorized" or "permission
-// denied" is an error wrapping scheduler.ErrPermission; anything else is an error.
+// CheckCancel interprets the mjobctl -c results (adapter.CancelTally's verdict): "job 'N'
+// cancelled" is success, and so is a job that has already ended or is gone (cancelling is
+// idempotent); "not authorized" or "permission denied" is an error wrapping scheduler.ErrPermission
+// that names the job; anything else with a non-zero exit is an error. Both streams are read.
 func (m *Moab) CheckCancel(ids []scheduler.JobID, r scheduler.Result) error {
-	if r.ExitCode == 0 {
-		return nil
-	}
-	var denied, other []string
+	var tally adapter.CancelTally
 	for _, l := range adapter.SplitLines(append(append([]byte{}, r.Stderr...), r.Stdout...)) {
 		t := strings.TrimSpace(l)
 		low := strings.ToLower(t)
 		switch {
-		case t == "", strings.Contains(low, "cancelled"), gone(t):
+		case t == "":
 		case strings.Contains(low, "not authorized") || strings.Contains(low, "permission denied"):
-			denied = append(denied, t)
+			job := ""
+			if mm := quotedJob.FindStringSubmatch(t); mm != nil {
+				job = mm[1]
+			}
+			tally.Refused = append(tally.Refused, job)
+		case strings.Contains(low, "cancelled"), gone(t):
+			tally.Recognised = true
 		default:
-			other = append(other, t)
+			tally.Other = true
 		}
 	}
-	switch {
-	case len(denied) > 0:
-		return fmt.Errorf("mjobctl -c: %s: %w", adapter.Bound(strings.Join(denied, "; ")), scheduler.ErrPermission)
-	case len(other) > 0:
-		return scheduler.NewCommandError(scheduler.Command{Argv: []string{m.prog("mjobctl"), "-c"}}, r)
-	}
-	return nil
+	return tally.Verdict("mjobctl -c", m.CancelCommand(ids), r)
 }
+
+// quotedJob is the job a Moab message names: "... job '12'".
+var quotedJob = regexp.MustCompile(`job '([^']+)'`)

@@ -113,21 +113,10 @@ func (t *Torque) ParseLookup(stdout []byte, token string) (scheduler.JobID, bool
 	}
 	var best adapter.Earliest
 	for _, j := range jobs {
-		if hasVar(j.attrs["Variable_List"], tokenVar, token) {
+		if adapter.HasVar(j.attrs["Variable_List"], tokenVar, token) {
 			best.Offer(j.id)
 		}
 	}
 	id, ok := best.ID()
 	return id, ok, nil
-}
-
-// hasVar reports whether the comma-separated NAME=VALUE list holds name=value exactly.
-func hasVar(list, name, value string) bool {
-	want := name + "=" + value
-	for _, kv := range strings.Split(list, ",") {
-		if strings.TrimSpace(kv) == want {
-			return true
-		}
-	}
-	return false
 }

@@ -46,7 +46,7 @@ func (s *SGE) ParseLookup(stdout []byte, token string) (scheduler.JobID, bool, e
 			if job == "" {
 				return fmt.Errorf("qstat -j line %d: a context before any job_number: %w", no, scheduler.ErrParse)
 			}
-			if hasVar(strings.TrimSpace(value), tokenVar, token) {
+			if adapter.HasVar(strings.TrimSpace(value), tokenVar, token) {
 				best.Offer(job)
 			}
 		}
@@ -61,14 +61,3 @@ func (s *SGE) ParseLookup(stdout []byte, token string) (scheduler.JobID, bool, e
 
 // tokenVar is the variable Render records the token in.
 const tokenVar = "FERRY_TOKEN"
-
-// hasVar reports whether the comma-separated NAME=VALUE list holds name=value exactly.
-func hasVar(list, name, value string) bool {
-	want := name + "=" + value
-	for _, kv := range strings.Split(list, ",") {
-		if strings.TrimSpace(kv) == want {
-			return true
-		}
-	}
-	return false
-}

@@ -21,6 +21,7 @@
 # States: Idle (queued), UserHold (held), Running, Completed, Removed (cancelled); a job killed on
 # its walltime is Removed with CompletionCode -11, as Moab on Torque reports it (JOB_EXEC_OVERLIMIT_WT).
 
+import io
 import os
 import sys
 import time
@@ -89,8 +90,6 @@ def msub(argv):
     argv = list(argv)
     os.environ["FERRY_EMULATOR_MSUB"] = "1"
     real = sys.stdout
-    import io
-
     buf = io.StringIO()
     sys.stdout = buf
     try:
@@ -192,8 +191,6 @@ def cancel(raw):
         sys.stderr.write("ERROR:  job '%s' has already completed\n" % raw)
         return 1
     # The resource manager deletes it, as Moab asks it to.
-    import io
-
     real, buf = sys.stderr, io.StringIO()
     sys.stderr = buf
     try:

@@ -68,3 +68,15 @@ func (e *Earliest) Offer(id string) {
 
 // ID returns the earliest id offered, and whether there was one.
 func (e *Earliest) ID() (scheduler.JobID, bool) { return scheduler.JobID(e.id), e.id != "" }
+
+// HasVar reports whether a comma-separated NAME=VALUE list (a PBS Variable_List, a Grid Engine job
+// context) holds name=value exactly, blanks around an item ignored.
+func HasVar(list, name, value string) bool {
+	want := name + "=" + value
+	for _, kv := range strings.Split(list, ",") {
+		if strings.TrimSpace(kv) == want {
+			return true
+		}
+	}
+	return false
+}
