@@ -27,6 +27,8 @@ Jobs:
 Managed identities (owners create, edit and delete them):
   ferry identity add NAME --scheduler S --host H [--port N] --workdir DIR --group G
                      [--known-hosts LINE | --known-hosts-file F] [--jump USER@HOST:PORT] [--yes]
+                     [--jump-key FILE [--jump-passphrase-file F]]   scan the login node's key
+                     through the jump host (the key is used once, never stored)
   ferry identity edit NAME [the same flags] [--force] [--accept-host-key]
   ferry identity list
   ferry identity show NAME
